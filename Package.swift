@@ -1,0 +1,125 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// Settings every caresync target shares: strict concurrency (language mode 6) plus the upcoming
+/// features that keep module boundaries honest.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "caresync",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "caresync", targets: ["caresync"]),
+        .executable(name: "caresync-store", targets: ["caresync-store"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["YAML"]),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        // MARK: C system libraries
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+
+        // MARK: Pure core (no I/O)
+        .target(name: "FHIRJSON", swiftSettings: strictSettings),
+        .target(name: "FHIRModel", dependencies: ["FHIRJSON"], swiftSettings: strictSettings),
+        .target(name: "MergeCore", dependencies: ["FHIRJSON", "FHIRModel"], swiftSettings: strictSettings),
+
+        // MARK: I/O edges
+        .target(
+            name: "CaresyncHTTP",
+            dependencies: ["CCurl", "COpenSSL"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "FHIRClient",
+            dependencies: ["CaresyncHTTP", "FHIRJSON", "FHIRModel"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "StateStore",
+            dependencies: [
+                "FHIRModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: Sync and the daemon
+        .target(
+            name: "SyncEngine",
+            dependencies: [
+                "FHIRClient", "MergeCore", "StateStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "CaresyncDaemon",
+            dependencies: [
+                "SyncEngine", "COpenSSL",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "CaresyncCLI",
+            dependencies: [
+                "CaresyncDaemon", "MergeCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(name: "caresync", dependencies: ["CaresyncCLI"], swiftSettings: strictSettings),
+
+        // MARK: The FHIR store used as hub and provider stand-ins (links Hummingbird; caresync does not)
+        .target(
+            name: "FHIRStore",
+            dependencies: [
+                "FHIRJSON", "FHIRModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "caresync-store",
+            dependencies: [
+                "FHIRStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: Tests
+        .target(name: "CaresyncTestSupport", path: "Tests/CaresyncTestSupport", swiftSettings: strictSettings),
+        .testTarget(name: "FHIRJSONTests", dependencies: ["FHIRJSON"], swiftSettings: strictSettings),
+        .testTarget(name: "FHIRModelTests", dependencies: ["FHIRModel", "FHIRJSON"], swiftSettings: strictSettings),
+    ]
+)

@@ -1,0 +1,4 @@
+#ifndef CARESYNC_COPENSSL_SHIM_H
+#define CARESYNC_COPENSSL_SHIM_H
+#include <openssl/crypto.h>
+#endif

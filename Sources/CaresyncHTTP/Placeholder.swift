@@ -1,0 +1,1 @@
+// placeholder until the CaresyncHTTP issue lands
