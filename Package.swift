@@ -117,6 +117,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // MARK: Benchmarks (`make bench`, release build)
+        .executableTarget(
+            name: "caresync-bench",
+            dependencies: ["FHIRJSON", "FHIRModel", "MergeCore", "CaresyncHTTP", "StateStore"],
+            swiftSettings: strictSettings
+        ),
+
         // MARK: Tests
         .target(name: "CaresyncTestSupport", path: "Tests/CaresyncTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "FHIRJSONTests", dependencies: ["FHIRJSON"], swiftSettings: strictSettings),
