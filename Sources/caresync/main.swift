@@ -1,1 +1,3 @@
-print("caresync")
+import CaresyncCLI
+
+await CaresyncCommand.main()
