@@ -95,7 +95,11 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .executableTarget(name: "caresync", dependencies: ["CaresyncCLI"], swiftSettings: strictSettings),
+        .executableTarget(
+            name: "caresync",
+            dependencies: ["CaresyncCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strictSettings
+        ),
 
         // MARK: The FHIR store used as hub and provider stand-ins (links Hummingbird; caresync does not)
         .target(
