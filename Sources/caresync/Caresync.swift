@@ -1,4 +1,5 @@
 import ArgumentParser
 import CaresyncCLI
 
-await CaresyncCommand.main()
+@main
+extension CaresyncCommand {}
