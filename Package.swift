@@ -143,6 +143,7 @@ let package = Package(
         .testTarget(
             name: "FHIRStoreTests",
             dependencies: ["FHIRJSON", "FHIRModel", "CaresyncTestSupport"],
+            exclude: ["Scripts"],
             swiftSettings: strictSettings
         ),
     ]
