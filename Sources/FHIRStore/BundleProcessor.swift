@@ -37,7 +37,7 @@ extension FHIRService {
             if response.status >= 400, let body = response.body, let parsed = try? JSON.parse(body) {
                 outcome["outcome"] = parsed
                 resource = nil
-            } else if request.returnMinimal && response.bodyIsWrittenResource {
+            } else if request.returnPreference != .representation && response.bodyIsWrittenResource {
                 resource = nil
             }
             members.append(JSONMember("response", .object(outcome)))
@@ -174,41 +174,52 @@ extension FHIRService {
         }
         let operations = prepared
         let order = Self.processingOrder(operations)
-        return try await write { db in
-            var responses = [FHIRResponse?](repeating: nil, count: entries.count)
-            var existing: [Int: String] = [:]
-            var assigned: [Int: String] = [:]
-            var placeholders: [String: String] = [:]
-            // Resolve conditional creates and assign ids, so references can be rewritten before any write.
-            for index in order {
-                guard case .create(let type, _, let condition) = operations[index] else { continue }
-                var id = UUIDText.random()
-                if let condition {
-                    let matches: [String]
-                    do { matches = try self.matches(db, condition, limit: 2) } catch { throw Self.named(error, entries[index].label) }
-                    if matches.count > 1 {
-                        throw Self.named(
-                            StoreError(412, "multiple-matches", "ifNoneExist matches more than one \(type)", expression: ["If-None-Exist"]),
-                            entries[index].label
-                        )
-                    }
-                    if let match = matches.first {
-                        existing[index] = match
-                        id = match
-                    }
-                }
+
+        // Ids for the creates are chosen now, so references to `urn:uuid:` placeholders are rewritten (and
+        // the resources serialised) before the write transaction; only a conditional create that finds an
+        // existing resource behind a placeholder makes the writer redo that.
+        var assigned: [Int: String] = [:]
+        var placeholders: [String: String] = [:]
+        for (index, operation) in operations.enumerated() {
+            let placeholder = entries[index].fullUrl.flatMap { $0.hasPrefix("urn:") ? $0 : nil }
+            switch operation {
+            case .create(let type, _, _):
+                let id = UUIDText.timeOrdered(milliseconds: clock.now())
                 assigned[index] = id
-                if let fullUrl = entries[index].fullUrl, fullUrl.hasPrefix("urn:") { placeholders[fullUrl] = "\(type)/\(id)" }
+                if let placeholder { placeholders[placeholder] = "\(type)/\(id)" }
+            case .update(let type, let id, _, _):
+                if let placeholder { placeholders[placeholder] = "\(type)/\(id)" }
+            default: break
             }
-            for (index, operation) in operations.enumerated() {
-                if case .update(let type, let id, _, _) = operation, let fullUrl = entries[index].fullUrl, fullUrl.hasPrefix("urn:") {
-                    placeholders[fullUrl] = "\(type)/\(id)"
+        }
+        let rewritten = try Self.rewritingReferences(operations, entries: entries, placeholders: placeholders)
+        let (ids, declared) = (assigned, placeholders)
+        return try await write { db in
+            var planned = rewritten
+            var existing: [Int: String] = [:]
+            var adjusted = declared
+            for index in order {
+                guard case .create(let type, _, let condition?) = planned[index] else { continue }
+                let matches: [String]
+                do { matches = try self.matches(db, condition, limit: 2) } catch { throw Self.named(error, entries[index].label) }
+                if matches.count > 1 {
+                    throw Self.named(
+                        StoreError(412, "multiple-matches", "ifNoneExist matches more than one \(type)", expression: ["If-None-Exist"]),
+                        entries[index].label
+                    )
+                }
+                if let match = matches.first {
+                    existing[index] = match
+                    if let placeholder = entries[index].fullUrl, adjusted[placeholder] != nil { adjusted[placeholder] = "\(type)/\(match)" }
                 }
             }
+            if adjusted != declared {
+                planned = try Self.rewritingReferences(operations, entries: entries, placeholders: adjusted)
+            }
+            var responses = [FHIRResponse?](repeating: nil, count: entries.count)
             for index in order {
-                let label = entries[index].label
                 do {
-                    switch operations[index] {
+                    switch planned[index] {
                     case .create(let type, let resource, _):
                         if let id = existing[index] {
                             var response = try self.read(db, type: type, id: id)
@@ -216,12 +227,11 @@ extension FHIRService {
                             response.bodyIsWrittenResource = true
                             responses[index] = response
                         } else {
-                            let rewritten = try Self.rewriteReferences(resource, placeholders)
                             responses[index] = try self.store(
                                 db,
                                 type: type,
-                                id: assigned[index]!,
-                                resource: rewritten,
+                                id: ids[index]!,
+                                resource: resource,
                                 version: 1,
                                 method: "POST",
                                 status: 201,
@@ -229,16 +239,36 @@ extension FHIRService {
                             )
                         }
                     case .update(let type, let id, let resource, let ifMatch):
-                        let rewritten = try Self.rewriteReferences(resource, placeholders)
-                        responses[index] = try self.update(db, type: type, id: id, resource: rewritten, ifMatch: ifMatch)
+                        responses[index] = try self.update(db, type: type, id: id, resource: resource, ifMatch: ifMatch)
                     default:
-                        responses[index] = try self.execute(operations[index], in: db, base: base)
+                        responses[index] = try self.execute(planned[index], in: db, base: base)
                     }
                 } catch {
-                    throw Self.named(error, label)
+                    throw Self.named(error, entries[index].label)
                 }
             }
             return responses.map { $0! }
+        }
+    }
+
+    /// `operations` with the references to placeholders in their resources replaced; resources without
+    /// such references are kept as prepared.
+    private static func rewritingReferences(_ operations: [Operation], entries: [Entry], placeholders: [String: String]) throws -> [Operation] {
+        try operations.enumerated().map { index, operation in
+            do {
+                switch operation {
+                case .create(let type, let resource, let condition):
+                    guard let changed = try rewriteReferences(resource.resource, placeholders) else { return operation }
+                    return .create(type: type, resource: PreparedResource(changed, type: type), ifNoneExist: condition)
+                case .update(let type, let id, let resource, let ifMatch):
+                    guard let changed = try rewriteReferences(resource.resource, placeholders) else { return operation }
+                    return .update(type: type, id: id, resource: PreparedResource(changed, type: type), ifMatch: ifMatch)
+                default:
+                    return operation
+                }
+            } catch {
+                throw named(error, entries[index].label)
+            }
         }
     }
 
@@ -255,40 +285,56 @@ extension FHIRService {
         return operations.indices.sorted { (rank(operations[$0]), $0) < (rank(operations[$1]), $1) }
     }
 
-    /// `resource` with every `reference` to a placeholder (`urn:uuid:…`) replaced by `Type/id`.
-    static func rewriteReferences(_ resource: JSONObject, _ placeholders: [String: String]) throws(StoreError) -> JSONObject {
-        func rewrite(_ value: JSON, path: String) throws(StoreError) -> JSON {
+    /// `resource` with every `reference` to a placeholder (`urn:uuid:…`) replaced by `Type/id`; `nil` when
+    /// nothing changed. A `urn:` reference that no entry declares is a 400.
+    static func rewriteReferences(_ resource: JSONObject, _ placeholders: [String: String]) throws(StoreError) -> JSONObject? {
+        var dangling: String?
+        func rewrite(_ value: JSON) -> JSON? {
             switch value {
             case .object(let object):
-                var members: [JSONMember] = []
-                members.reserveCapacity(object.count)
+                var result: JSONObject?
                 for member in object.members {
+                    var replacement: JSON?
                     if member.key == "reference", case .string(let target) = member.value, target.hasPrefix("urn:") {
-                        guard let replacement = placeholders[target] else {
-                            throw StoreError(
-                                400,
-                                "not-found",
-                                "\(path).reference \(target) does not match the fullUrl of any entry in this transaction",
-                                expression: ["\(path).reference"]
-                            )
+                        guard let resolved = placeholders[target] else {
+                            dangling = dangling ?? target
+                            continue
                         }
-                        members.append(JSONMember("reference", .string(replacement)))
-                    } else {
-                        members.append(JSONMember(member.key, try rewrite(member.value, path: "\(path).\(member.key)")))
+                        replacement = .string(resolved)
+                    } else if case .object = member.value {
+                        replacement = rewrite(member.value)
+                    } else if case .array = member.value {
+                        replacement = rewrite(member.value)
+                    }
+                    if let replacement {
+                        if result == nil { result = object }
+                        result![member.key] = replacement
                     }
                 }
-                return .object(JSONObject(members))
+                return result.map { .object($0) }
             case .array(let elements):
-                var result: [JSON] = []
-                result.reserveCapacity(elements.count)
-                for (position, element) in elements.enumerated() { result.append(try rewrite(element, path: "\(path)[\(position)]")) }
-                return .array(result)
+                var result: [JSON]?
+                for (position, element) in elements.enumerated() {
+                    if let replacement = rewrite(element) {
+                        if result == nil { result = elements }
+                        result![position] = replacement
+                    }
+                }
+                return result.map { .array($0) }
             default:
-                return value
+                return nil
             }
         }
-        let type = resource["resourceType"]?.stringValue ?? "Resource"
-        guard case .object(let rewritten) = try rewrite(.object(resource), path: type) else { return resource }
+        let rewritten = rewrite(.object(resource))?.objectValue
+        if let dangling {
+            let type = resource["resourceType"]?.stringValue ?? "Resource"
+            throw StoreError(
+                400,
+                "not-found",
+                "\(type) refers to \(dangling), which is not the fullUrl of any entry in this transaction",
+                expression: [type]
+            )
+        }
         return rewritten
     }
 

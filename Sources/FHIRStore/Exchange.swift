@@ -14,8 +14,14 @@ struct FHIRRequest: Sendable {
     var ifNoneExist: String?
     /// `Prefer: handling=lenient` was sent.
     var lenient: Bool = false
-    /// `Prefer: return=minimal` was sent (no resource in write responses and Bundle entries).
-    var returnMinimal: Bool = false
+    /// `Prefer: return=…`: what write answers carry. Without it, single writes return the resource and
+    /// batch/transaction entries return only their `response` (status, location, etag, lastModified).
+    var returnPreference: ReturnPreference?
+
+    enum ReturnPreference: Sendable {
+        case minimal
+        case representation
+    }
     /// The body, if any.
     var body: Body = .none
 
@@ -136,20 +142,36 @@ struct QueryItem: Sendable, Hashable {
     }
 }
 
-/// Random version-4 UUIDs in lower case, for server-assigned ids and Bundle ids.
+/// UUIDs in lower case, for server-assigned ids and Bundle ids.
 enum UUIDText {
+    /// A version-7 UUID: 48 bits of Unix milliseconds, then random bits. Ids minted one after another sort
+    /// (roughly) in time order, so new rows land at the end of the SQLite indexes instead of all over them.
+    static func timeOrdered(milliseconds: Int64) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let random = generator.next()
+        let high = UInt64(truncatingIfNeeded: milliseconds) << 16 | 0x7000 | (random >> 52)
+        let low = (random & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
+        return format(high: high, low: low)
+    }
+
+    /// A random version-4 UUID.
     static func random() -> String {
         var generator = SystemRandomNumberGenerator()
-        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        bytes[6] = (bytes[6] & 0x0F) | 0x40
-        bytes[8] = (bytes[8] & 0x3F) | 0x80
+        let high = (generator.next() & ~0xF000) | 0x4000
+        let low = (generator.next() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
+        return format(high: high, low: low)
+    }
+
+    private static func format(high: UInt64, low: UInt64) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(36)
-        for (index, byte) in bytes.enumerated() {
-            if index == 4 || index == 6 || index == 8 || index == 10 { out.append(UInt8(ascii: "-")) }
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
+        for (half, value) in [high, low].enumerated() {
+            for nibble in 0..<16 {
+                let position = half * 16 + nibble
+                if position == 8 || position == 12 || position == 16 || position == 20 { out.append(UInt8(ascii: "-")) }
+                out.append(digits[Int((value >> UInt64(60 - 4 * nibble)) & 0xF)])
+            }
         }
         return String(decoding: out, as: UTF8.self)
     }

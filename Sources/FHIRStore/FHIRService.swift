@@ -5,20 +5,22 @@ import GRDB
 ///
 /// Each request is first *prepared* (route, body parse, validation, search parse — no database) into an
 /// ``Operation``, then *executed* against the database: reads on a pooled reader, writes on the single
-/// writer inside one transaction. Bundle entries go through the same two steps, which is how a
-/// transaction runs all its entries in one SQLite transaction.
+/// writer, each atomically (``GroupCommitWriter``). Bundle entries go through the same two steps, which
+/// is how a transaction runs all its entries in one SQLite transaction.
 final class FHIRService: Sendable {
     let database: ResourceDatabase
     let clock: ServerClock
     let configuration: StoreConfiguration
     /// When this store started, for `CapabilityStatement.date`.
     let startedAt: String
+    private let writer: GroupCommitWriter
 
     init(database: ResourceDatabase, clock: ServerClock, configuration: StoreConfiguration) {
         self.database = database
         self.clock = clock
         self.configuration = configuration
         self.startedAt = clock.instant(clock.now())
+        self.writer = GroupCommitWriter(pool: database.pool, clock: clock)
     }
 
     /// Answers `request`; `base` is the absolute FHIR base URL (`http://host:port/fhir`) for links.
@@ -44,17 +46,9 @@ final class FHIRService: Sendable {
         }
     }
 
-    /// Runs `body` in one write transaction on the writer connection, keeping the clock told.
+    /// Runs `body` atomically on the writer (group commit, see ``GroupCommitWriter``).
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await database.pool.writeWithoutTransaction { db in
-            defer { self.clock.endWrite() }
-            var result: T?
-            try db.inTransaction {
-                result = try body(db)
-                return .commit
-            }
-            return result!
-        }
+        try await writer.write(body)
     }
 
     // MARK: Prepare
@@ -66,8 +60,8 @@ final class FHIRService: Sendable {
         case vread(type: String, id: String, version: String)
         case search(SearchQuery)
         case history(type: String?, id: String?, HistoryQuery)
-        case create(type: String, resource: JSONObject, ifNoneExist: SearchQuery?)
-        case update(type: String, id: String, resource: JSONObject, ifMatch: Int?)
+        case create(type: String, resource: PreparedResource, ifNoneExist: SearchQuery?)
+        case update(type: String, id: String, resource: PreparedResource, ifMatch: Int?)
         case delete(type: String, id: String, ifMatch: Int?)
         case bundle(JSONObject, kind: String)
 
@@ -121,7 +115,7 @@ final class FHIRService: Sendable {
                 let condition = try request.ifNoneExist.map { (header) throws(StoreError) in
                     try SearchQuery(type: type, items: Self.conditionItems(header), lenient: false, filtersOnly: true)
                 }
-                return .create(type: type, resource: resource, ifNoneExist: condition)
+                return .create(type: type, resource: PreparedResource(resource, type: type), ifNoneExist: condition)
             default:
                 throw methodNotAllowed(method, type, allowed: "GET (search), POST (create)")
             }
@@ -148,7 +142,12 @@ final class FHIRService: Sendable {
                 guard bodyID == id else {
                     throw StoreError.invalid("\(type).id \(bodyID) does not match the id in the URL (\(id))", expression: ["\(type).id"])
                 }
-                return .update(type: type, id: id, resource: resource, ifMatch: try request.ifMatch.map(Self.parseETag))
+                return .update(
+                    type: type,
+                    id: id,
+                    resource: PreparedResource(resource, type: type),
+                    ifMatch: try request.ifMatch.map(Self.parseETag)
+                )
             case "DELETE":
                 return .delete(type: type, id: id, ifMatch: try request.ifMatch.map(Self.parseETag))
             default:
@@ -259,7 +258,7 @@ final class FHIRService: Sendable {
                     return response
                 }
             }
-            return try store(db, type: type, id: UUIDText.random(), resource: resource, version: 1, method: "POST", status: 201, replacing: false)
+            return try store(db, type: type, id: UUIDText.timeOrdered(milliseconds: clock.now()), resource: resource, version: 1, method: "POST", status: 201, replacing: false)
         case .update(let type, let id, let resource, let ifMatch):
             return try update(db, type: type, id: id, resource: resource, ifMatch: ifMatch)
         case .delete(let type, let id, let ifMatch):
@@ -293,7 +292,7 @@ final class FHIRService: Sendable {
         return response
     }
 
-    func update(_ db: Database, type: String, id: String, resource: JSONObject, ifMatch: Int?) throws -> FHIRResponse {
+    func update(_ db: Database, type: String, id: String, resource: PreparedResource, ifMatch: Int?) throws -> FHIRResponse {
         let current = try Tables.current(db, type: type, id: id)
         let live = current.flatMap { $0.deleted ? nil : $0 }
         if let expected = ifMatch {
@@ -349,38 +348,22 @@ final class FHIRService: Sendable {
         _ db: Database,
         type: String,
         id: String,
-        resource: JSONObject,
+        resource: PreparedResource,
         version: Int,
         method: String,
         status: Int,
         replacing: Bool
     ) throws -> FHIRResponse {
         let stamp = clock.stampForWrite()
-        let stored = Self.stamped(resource, id: id, version: version, lastUpdated: clock.instant(stamp))
-        let bytes = JSON.object(stored).serialized()
+        let bytes = resource.stored(id: id, version: version, lastUpdated: clock.instant(stamp))
         _ = try Tables.append(db, type: type, id: id, version: version, lastUpdated: stamp, method: method, body: bytes)
-        try Tables.index(db, type: type, id: id, tokens: SearchParameters.tokens(of: stored, type: type), replacing: replacing)
+        try Tables.index(db, type: type, id: id, tokens: resource.tokens, replacing: replacing)
         var response = FHIRResponse(status: status, body: bytes)
         response.location = "\(type)/\(id)/_history/\(version)"
         response.versionId = version
         response.lastModified = stamp
         response.bodyIsWrittenResource = true
         return response
-    }
-
-    /// `resource` with `resourceType, id, meta` first and the server's `meta.versionId` and `lastUpdated`.
-    static func stamped(_ resource: JSONObject, id: String, version: Int, lastUpdated: String) -> JSONObject {
-        var meta: [JSONMember] = [JSONMember("versionId", .string(String(version))), JSONMember("lastUpdated", .string(lastUpdated))]
-        if let existing = resource["meta"]?.objectValue {
-            meta += existing.members.filter { $0.key != "versionId" && $0.key != "lastUpdated" }
-        }
-        var members: [JSONMember] = [
-            JSONMember("resourceType", resource["resourceType"] ?? .null),
-            JSONMember("id", .string(id)),
-            JSONMember("meta", .object(JSONObject(meta))),
-        ]
-        members += resource.members.filter { $0.key != "resourceType" && $0.key != "id" && $0.key != "meta" }
-        return JSONObject(members)
     }
 
     // MARK: Search and history
@@ -446,13 +429,23 @@ final class FHIRService: Sendable {
             conditions.append("last_updated >= ?")
             arguments.append(since)
         }
-        if let cursor = query.paging.cursor {
-            conditions.append("(last_updated, seq) < (?, ?)")
-            arguments += [cursor.lastUpdated, cursor.seq]
-        }
         var sql = "SELECT seq, type, id, version, last_updated, method, body FROM version"
-        if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
-        sql += " ORDER BY last_updated DESC, seq DESC LIMIT \(query.paging.count + 1)"
+        if type == nil {
+            // System history: `seq` order is `(last_updated, seq)` order (stamps never go backwards).
+            if let cursor = query.paging.cursor {
+                conditions.append("seq < ?")
+                arguments.append(cursor.seq)
+            }
+            if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+            sql += " ORDER BY seq DESC LIMIT \(query.paging.count + 1)"
+        } else {
+            if let cursor = query.paging.cursor {
+                conditions.append("(last_updated, seq) < (?, ?)")
+                arguments += [cursor.lastUpdated, cursor.seq]
+            }
+            sql += " WHERE " + conditions.joined(separator: " AND ")
+            sql += " ORDER BY last_updated DESC, seq DESC LIMIT \(query.paging.count + 1)"
+        }
         let rows = try Row.fetchAll(try db.cachedStatement(sql: sql), arguments: StatementArguments(arguments)).map(Tables.versionRow)
         let path = [type, id, "_history"].compactMap { $0 }.joined(separator: "/")
         var links: [(relation: String, url: String)] = [("self", link(base: base, path: path, items: query.linkItems, cursor: query.paging.cursor))]

@@ -61,7 +61,7 @@ struct HTTPFrontEnd: Sendable {
         case .failure(let error):
             response = FHIRResponse(error: error)
         case .success(let fhirRequest):
-            returnMinimal = fhirRequest.returnMinimal
+            returnMinimal = fhirRequest.returnPreference == .minimal
             response = await service.handle(fhirRequest, base: base)
         }
         if fault == .dropAfterCommit {
@@ -89,7 +89,8 @@ struct HTTPFrontEnd: Sendable {
         for preference in request.headers[values: Self.preferField].flatMap({ $0.split(separator: ",") }) {
             switch preference.trimmingCharacters(in: " \t") {
             case "handling=lenient": fhirRequest.lenient = true
-            case "return=minimal": fhirRequest.returnMinimal = true
+            case "return=minimal": fhirRequest.returnPreference = .minimal
+            case "return=representation": fhirRequest.returnPreference = .representation
             default: break
             }
         }

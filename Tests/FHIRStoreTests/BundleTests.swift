@@ -39,7 +39,11 @@ struct BundleTests {
     func transactionReferences() async throws {
         try await withStore { store in
             let number = Records.nhsNumber(20)
-            let answer = try await store.post("", try Self.patientTransaction(nhsNumber: number, contactID: "contact-1").text())
+            let answer = try await store.post(
+                "",
+                try Self.patientTransaction(nhsNumber: number, contactID: "contact-1").text(),
+                headers: [("Prefer", "return=representation")]
+            )
             #expect(answer.status == 200)
             let response = try answer.json()
             #expect(response["type"] == "transaction-response")
@@ -53,11 +57,15 @@ struct BundleTests {
             #expect(try await Self.count(store, "RelatedPerson?patient=Patient/\(patientID)") == 1)
 
             // The same Patient again: ifNoneExist finds it (200) and references resolve to the existing id.
+            // Without Prefer, entries carry only their response.
             let again = try await store.post("", try Self.patientTransaction(nhsNumber: number, contactID: "contact-2").text())
             let againEntries = try #require(try again.json()["entry"]?.arrayValue)
             #expect(againEntries[0]["response"]?["status"] == "200 OK")
             #expect(againEntries[0]["response"]?["location"]?.stringValue?.hasPrefix("Patient/\(patientID)/") == true)
-            #expect(againEntries[1]["resource"]?["subject"]?["reference"]?.stringValue == "Patient/\(patientID)")
+            #expect(againEntries.allSatisfy { $0["resource"] == nil && $0["response"]?["etag"] != nil })
+            let carePlanLocation = try #require(againEntries[1]["response"]?["location"]?.stringValue)
+            let carePlan = try await store.get(carePlanLocation).json()
+            #expect(carePlan["subject"]?["reference"]?.stringValue == "Patient/\(patientID)")
             #expect(try await Self.count(store, "Patient") == 1)
             #expect(try await Self.count(store, "CarePlan?patient=Patient/\(patientID)") == 2)
         }
