@@ -23,7 +23,7 @@ struct ResourceDatabase: Sendable {
         configuration.prepareDatabase { db in
             // No fsync per commit (WAL keeps commits atomic and ordered); a larger page cache and memory-mapped
             // reads keep the writer and the readers off pread().
-            try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; PRAGMA mmap_size = 1073741824; PRAGMA wal_autocheckpoint = 16384")
+            try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; PRAGMA mmap_size = 1073741824; PRAGMA wal_autocheckpoint = 4096")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         var migrator = DatabaseMigrator()
