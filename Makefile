@@ -11,7 +11,7 @@ APT_PACKAGES := libcurl4-openssl-dev libssl-dev libsqlite3-dev pkg-config sqlite
 PY_PACKAGES := jsonschema fhirclient
 PY_MODULES := jsonschema fhirclient
 
-.PHONY: deps deps-apt deps-python build test sandbox bench clean
+.PHONY: deps deps-apt deps-python build test sandbox bench bench-store clean
 
 ## deps: install missing system and Python packages (apt as root), or say exactly what to install.
 deps: deps-apt deps-python
@@ -48,6 +48,11 @@ test: deps
 sandbox: deps-apt
 	$(SWIFT) build
 	"$$($(SWIFT) build --show-bin-path)/caresync" sandbox
+
+## bench-store: the caresync-store benchmark (release build, wrk and a bulk loader): BENCH lines on stdout.
+bench-store: deps-apt
+	$(SWIFT) build -c release --product caresync-store
+	$(PYTHON) Benchmarks/store/bench.py --store "$$($(SWIFT) build -c release --show-bin-path)/caresync-store"
 
 clean:
 	rm -rf .build

@@ -114,7 +114,12 @@ extension FHIRService {
                 var error = error
                 error.issues = error.issues.map { issue in
                     var issue = issue
-                    issue.expression = issue.expression.map { "Bundle.entry[\(index)].resource." + $0 }
+                    issue.expression = issue.expression.map { expression in
+                        // `CarePlan.id` becomes `Bundle.entry[2].resource.id`.
+                        let type = entryRequest.path[0] + "."
+                        let field = expression.hasPrefix(type) ? String(expression.dropFirst(type.count)) : expression
+                        return "Bundle.entry[\(index)].resource.\(field)"
+                    }
                     return issue
                 }
                 throw error

@@ -31,7 +31,8 @@ public struct FHIRStoreServer: Sendable {
     /// Serves until SIGTERM or SIGINT, then stops accepting, finishes the requests in flight and returns.
     /// `onListening` runs once the socket is bound, with the host and the actual port.
     public func run(onListening: @escaping @Sendable (_ host: String, _ port: Int) -> Void) async throws {
-        let authority = Mutex("\(configuration.host):\(configuration.port)")
+        let bracketed = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+        let authority = Mutex("\(bracketed):\(configuration.port)")
         let frontEnd = HTTPFrontEnd(service: service, faults: faults, listenAuthority: { authority.withLock { $0 } })
         let host = configuration.host
         let server = try HTTPServerBuilder.http1().buildServer(
@@ -43,7 +44,7 @@ public struct FHIRStoreServer: Sendable {
             },
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
-                authority.withLock { $0 = "\(host):\(port)" }
+                authority.withLock { $0 = "\(bracketed):\(port)" }
                 onListening(host, port)
             }
         )

@@ -86,7 +86,7 @@ struct CaresyncStoreCommand: AsyncParsableCommand {
         )
         let server = try FHIRStoreServer(configuration: configuration, logger: logger)
         try await server.run { host, port in
-            print("listening on \(host):\(port)")
+            print("listening on \(host.contains(":") ? "[\(host)]" : host):\(port)")
             fflush(nil)  // the first line must reach a pipe at once
         }
     }
