@@ -113,14 +113,14 @@ struct QueryItem: Sendable, Hashable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Escapes everything but unreserved characters and the few FHIR search writes plainly (`| : / , $`).
+    /// Escapes everything but the unreserved characters of RFC 3986 (`A-Z a-z 0-9 - . _ ~`), so links
+    /// carry `|` as `%7C` and `:` as `%3A`, as most FHIR servers write them.
     static func percentEncode(_ text: String) -> String {
         var out = ""
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "|"), UInt8(ascii: ":"),
-                UInt8(ascii: "/"), UInt8(ascii: ","), UInt8(ascii: "$"):
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             default:
                 let digits = Array("0123456789ABCDEF".utf8)

@@ -33,7 +33,7 @@ public struct FHIRStoreServer: Sendable {
     public func run(onListening: @escaping @Sendable (_ host: String, _ port: Int) -> Void) async throws {
         let bracketed = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
         let authority = Mutex("\(bracketed):\(configuration.port)")
-        let frontEnd = HTTPFrontEnd(service: service, faults: faults, listenAuthority: { authority.withLock { $0 } })
+        let frontEnd = HTTPFrontEnd(service: service, faults: faults, logger: logger, listenAuthority: { authority.withLock { $0 } })
         let host = configuration.host
         let server = try HTTPServerBuilder.http1().buildServer(
             configuration: ServerConfiguration(address: .hostname(host, port: configuration.port), serverName: nil),

@@ -1,6 +1,7 @@
 import FHIRJSON
 import HTTPTypes
 import HummingbirdCore
+import Logging
 import NIOCore
 
 #if canImport(Glibc)
@@ -15,6 +16,7 @@ import Darwin
 struct HTTPFrontEnd: Sendable {
     let service: FHIRService
     let faults: FaultInjector
+    let logger: Logger
     /// `host:port` to use in links when a request has no `Host` header.
     let listenAuthority: @Sendable () -> String
 
@@ -67,6 +69,10 @@ struct HTTPFrontEnd: Sendable {
         if fault == .dropAfterCommit {
             await Self.abort(channel)
             return
+        }
+        if response.status >= 500 {
+            // Method and path only: queries and bodies may hold NHS numbers.
+            logger.error("\(request.method.rawValue) \(request.uri.path) failed with \(response.status)")
         }
         var answer = response
         if returnMinimal && answer.bodyIsWrittenResource { answer.body = nil }

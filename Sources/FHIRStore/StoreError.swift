@@ -22,7 +22,7 @@ struct OutcomeIssue: Sendable, Hashable {
 }
 
 /// Why the store refused a request: an HTTP status and the OperationOutcome that explains it.
-struct StoreError: Error, Sendable {
+struct StoreError: Error, Sendable, CustomStringConvertible {
     /// The HTTP status code.
     var status: Int
     /// The issues; never empty.
@@ -46,6 +46,9 @@ struct StoreError: Error, Sendable {
 
     /// The diagnostics of every issue, joined.
     var message: String { issues.map(\.diagnostics).joined(separator: "; ") }
+
+    /// `HTTP 409 conflict: version conflict: …`.
+    var description: String { "HTTP \(status) \(code): \(message)" }
 
     /// This error with every diagnostic prefixed (used to name the failing Bundle entry).
     func prefixed(_ prefix: String) -> StoreError {

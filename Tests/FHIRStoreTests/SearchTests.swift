@@ -143,6 +143,12 @@ struct SearchTests {
             #expect(entries.allSatisfy { $0["fullUrl"]?.stringValue?.hasPrefix("http://127.0.0.1:\(store.port)/fhir/CarePlan/") == true })
             let descending = try await store.collectPages("CarePlan?_count=10&_sort=-_lastUpdated")
             #expect(descending.entries.compactMap { $0["resource"]?["id"]?.stringValue } == entries.reversed().compactMap { $0["resource"]?["id"]?.stringValue })
+            // Links repeat the search's parameters percent-encoded (`|` as %7C) and still select the same records.
+            let byNumber = "CarePlan?patient:identifier=\(NHSNumber.system)|\(Records.nhsNumber(0))&_count=10"
+            let first = try await store.get(byNumber).json()
+            let next = try #require(try RunningStore.nextPath(first, port: store.port))
+            #expect(next.contains("patient%3Aidentifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C"))
+            #expect(try await store.collectPages(byNumber).entries.count == 25)
             let capped = try await store.get("CarePlan?_count=5000").json()
             #expect(Self.ids(capped).count == 25)
         }
