@@ -127,7 +127,8 @@ def bench_line(scenario, unit, value, baseline_name, baseline, target, met):
     return "BENCH " + json.dumps({
         "area": "store", "scenario": scenario, "unit": unit, "value": round(value, 1),
         "baseline_name": baseline_name, "baseline": round(baseline, 1),
-        "ratio": round(value / baseline, 3) if baseline else None, "target": target, "met": bool(met)})
+        "ratio": round(value / baseline, 3) if baseline else None, "target": target, "met": bool(met)},
+        separators=(",", ":"))
 
 
 def main():
