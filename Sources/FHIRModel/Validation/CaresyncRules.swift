@@ -203,7 +203,7 @@ enum CaresyncRules {
         return text.unicodeScalars.allSatisfy { ("A"..."Z").contains($0) || ("a"..."z").contains($0) }
     }
 
-    /// `scheme:rest` with a scheme of letters, digits, `+`, `-`, `.`, and no whitespace.
+    /// `scheme:rest` with a scheme of letters, digits, `+`, `-`, `.` (whitespace is the R4 uri check's job).
     private static func isAbsoluteURI(_ text: String) -> Bool {
         guard let colon = text.firstIndex(of: ":"), colon != text.startIndex, text.index(after: colon) != text.endIndex
         else { return false }
@@ -213,6 +213,6 @@ enum CaresyncRules {
         let schemeOK = scheme.unicodeScalars.allSatisfy {
             ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "+-.".unicodeScalars.contains($0)
         }
-        return schemeOK && !text.unicodeScalars.contains(where: \.properties.isWhitespace)
+        return schemeOK
     }
 }

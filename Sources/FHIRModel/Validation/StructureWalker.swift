@@ -258,7 +258,7 @@ struct StructureWalker {
                 if let first = ids[id] {
                     report(
                         "\(path)[\(index)].id", .duplicateElementID,
-                        "\(path)[\(index)] has id \(quote(id)), which \(path)[\(first)] already uses; items of one "
+                        "\(path)[\(index)].id is \(quote(id)), which \(path)[\(first)] already uses; items of one "
                             + "list are told apart by their id.")
                 } else {
                     ids[id] = index
