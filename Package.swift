@@ -135,5 +135,9 @@ let package = Package(
             name: "FHIRModelTests", dependencies: ["FHIRModel", "FHIRJSON", "CaresyncTestSupport"],
             swiftSettings: strictSettings
         ),
+        .testTarget(
+            name: "ValidateCommandTests", dependencies: ["FHIRJSON", "CaresyncTestSupport"],
+            swiftSettings: strictSettings
+        ),
     ]
 )
