@@ -87,7 +87,7 @@ struct StructureWalker {
         guard case .array(let items) = value else {
             report(
                 path, .wrongJSONType,
-                "\(path) repeats (cardinality \(element.cardinality)) and must be a JSON array, not \(value.kindName).")
+                "\(path) repeats (cardinality \(element.cardinality)) and must be a JSON array, not a JSON \(value.kindName).")
             return
         }
         if items.isEmpty {
@@ -118,7 +118,7 @@ struct StructureWalker {
         switch type {
         case .backbone(let definition):
             guard case .object(let object) = value else {
-                report(path, .wrongJSONType, "\(path) must be a JSON object (\(definition.name)), not \(value.kindName).")
+                report(path, .wrongJSONType, "\(path) must be a JSON object (\(definition.name)), not a JSON \(value.kindName).")
                 return
             }
             walkObject(object, definition: definition, path: path)
@@ -128,7 +128,7 @@ struct StructureWalker {
             walkContained(value, path: path)
         case .fhir(let fhirType):
             guard case .object(let object) = value else {
-                report(path, .wrongJSONType, "\(path) must be a JSON object (\(fhirType.rawValue)), not \(value.kindName).")
+                report(path, .wrongJSONType, "\(path) must be a JSON object (\(fhirType.rawValue)), not a JSON \(value.kindName).")
                 return
             }
             walkObject(object, definition: R4Datatypes.structure(for: fhirType)!, path: path)
@@ -146,7 +146,7 @@ struct StructureWalker {
             case .wrongJSONType(let expected):
                 report(
                     path, .wrongJSONType,
-                    "\(path) must be a JSON \(expected) (FHIR \(type.rawValue)), not \(value.kindName).")
+                    "\(path) must be a JSON \(expected) (FHIR \(type.rawValue)), not a JSON \(value.kindName).")
             case .empty:
                 report(path, .emptyValue, "\(path) is an empty string; FHIR JSON leaves out elements that have no value.")
             case .invalid(let rule):
@@ -205,7 +205,7 @@ struct StructureWalker {
             guard case .object(let object) = value else {
                 report(
                     "\(path).\(key)", .primitiveExtensionInvalid,
-                    "\(path).\(key) must be a JSON object with id and extension, not \(value.kindName).")
+                    "\(path).\(key) must be a JSON object with id and extension, not a JSON \(value.kindName).")
                 return
             }
             walkObject(object, definition: Self.primitiveElement, path: basePath)
@@ -214,7 +214,7 @@ struct StructureWalker {
         guard case .array(let items) = value else {
             report(
                 "\(path).\(key)", .primitiveExtensionInvalid,
-                "\(path).\(key) must be a JSON array parallel to \(basePath), not \(value.kindName).")
+                "\(path).\(key) must be a JSON array parallel to \(basePath), not a JSON \(value.kindName).")
             return
         }
         let values = parent[baseName]?.arrayValue
@@ -238,7 +238,7 @@ struct StructureWalker {
             default:
                 report(
                     "\(path).\(key)[\(index)]", .primitiveExtensionInvalid,
-                    "\(path).\(key)[\(index)] must be a JSON object or null, not \(item.kindName).")
+                    "\(path).\(key)[\(index)] must be a JSON object or null, not a JSON \(item.kindName).")
             }
         }
     }
@@ -281,7 +281,7 @@ struct StructureWalker {
     /// and Patient are validated fully (plus R4 dom-2, dom-4, dom-5); other types only for that shape.
     private mutating func walkContained(_ value: JSON, path: String) {
         guard case .object(let object) = value else {
-            report(path, .containedInvalid, "\(path) must be a resource (a JSON object), not \(value.kindName).")
+            report(path, .containedInvalid, "\(path) must be a resource (a JSON object), not a JSON \(value.kindName).")
             return
         }
         guard let typeName = object["resourceType"]?.stringValue else {
