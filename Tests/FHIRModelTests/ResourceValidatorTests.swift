@@ -147,6 +147,7 @@ struct ResourceValidatorTests {
         BadInput("NHS number system over http://", carePlan.set("subject", "identifier", "system", to: "http://fhir.nhs.uk/Id/nhs-number"), .nhsNumberSystem, at: "CarePlan.subject.identifier.system"),
         BadInput("NHS number system with a trailing slash", encounter.set("subject", "identifier", "system", to: "https://fhir.nhs.uk/Id/nhs-number/"), .nhsNumberSystem, at: "Encounter.subject.identifier.system"),
         BadInput("NHS number system of the retired fhir.nhs.net", patient.set("identifier", 0, "system", to: "https://fhir.nhs.net/Id/nhs-number"), .nhsNumberSystem, at: "Patient.identifier[0].system"),
+        BadInput("NHS number under its OID instead of the FHIR system", patient.set("identifier", 0, "system", to: "urn:oid:2.16.840.1.113883.2.1.4.1"), .nhsNumberSystem, at: "Patient.identifier[0].system"),
         BadInput("NHS number system misspelt in a conditional reference", relatedPerson.set("patient", "reference", to: "Patient?identifier=http://fhir.nhs.uk/Id/nhs-number|9434765919"), .nhsNumberSystem, at: "RelatedPerson.patient.reference"),
         BadInput("bad NHS number in a conditional reference", relatedPerson.set("patient", "reference", to: "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434765918"), .nhsNumberCheckDigit, at: "RelatedPerson.patient.reference"),
         BadInput("two NHS numbers on one subject", carePlan.set("subject", "reference", to: "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009"), .nhsNumberConflict, at: "CarePlan.subject.reference"),
@@ -295,6 +296,26 @@ struct ResourceValidatorTests {
         #expect(
             Set(codes) == [.codeNotInValueSet, .requiredMissing, .nhsNumberCheckDigit, .periodEndBeforeStart]
                 && codes.count == 5, "\(codes)")
+    }
+
+    @Test("a parsed tree is held to the size of its compact form and to the depth limit, exactly")
+    func treeLimitsAreExact() {
+        // The bell makes the title invalid (reported after the limits pass) and exercises \u00XX escaping.
+        let resource = carePlan.set("title", to: "Quote \" backslash \\ tab \t bell \u{07} é ✓")
+        let size = resource.serialized(.compact).count
+        let depth = resource.depth
+        func codes(_ limits: ValidationLimits, fromBytes: Bool = false) -> [ValidationCode] {
+            let validator = ResourceValidator(limits: limits)
+            return (fromBytes ? validator.validate(bytes: resource.serialized()) : validator.validate(resource)).issues.map(\.code)
+        }
+        #expect(codes(ValidationLimits(maxBytes: size)) == [.invalidValue])
+        #expect(codes(ValidationLimits(maxBytes: size - 1)) == [.tooLarge])
+        #expect(ResourceValidator(limits: ValidationLimits(maxBytes: size - 1)).validate(resource).issues.first?.message
+            .contains("\(size) bytes") == true)
+        #expect(codes(ValidationLimits(maxDepth: depth)) == [.invalidValue])
+        #expect(codes(ValidationLimits(maxDepth: depth - 1)) == [.tooDeep])
+        #expect(codes(ValidationLimits(maxDepth: depth), fromBytes: true) == [.invalidValue])
+        #expect(codes(ValidationLimits(maxDepth: depth - 1), fromBytes: true) == [.tooDeep])
     }
 
     @Test("validating a parsed tree agrees with validating its bytes")

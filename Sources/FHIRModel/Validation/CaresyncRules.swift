@@ -8,9 +8,9 @@ enum NHSNumberRules {
         guard let system = object["system"]?.stringValue else { return }
         if system == NHSNumber.system {
             guard let value = object["value"]?.stringValue else { return }
-            if let issue = problem(with: value, at: "\(path).value") { issues.append(issue) }
+            if let issue = problem(with: value, at: path.appending("value")) { issues.append(issue) }
         } else if context.profile == .caresync, isMisspelledSystem(system) {
-            issues.append(misspelledSystemIssue(at: "\(path).system"))
+            issues.append(misspelledSystemIssue(at: path.appending("system")))
         }
     }
 
@@ -31,11 +31,26 @@ enum NHSNumberRules {
                 + "(https, no trailing slash).")
     }
 
+    /// A cheap first look, without allocating: `nhs` or `oid` (the NHS number has an OID) in any case.
+    private static func mentionsNHS(_ system: String) -> Bool {
+        var previous: (UInt8, UInt8) = (0, 0)
+        for byte in system.utf8 {
+            let lower = byte | 0x20
+            switch (previous.0, previous.1, lower) {
+            case (UInt8(ascii: "n"), UInt8(ascii: "h"), UInt8(ascii: "s")), (UInt8(ascii: "o"), UInt8(ascii: "i"), UInt8(ascii: "d")):
+                return true
+            default:
+                previous = (previous.1, lower)
+            }
+        }
+        return false
+    }
+
     /// Whether `system` is meant as the NHS number system but is not spelt exactly: `http://`, a trailing
     /// slash, other letter case, surrounding spaces, `nhs_number`/`nhsnumber`, the retired
     /// `fhir.nhs.net` host, or the NHS number OID `urn:oid:2.16.840.1.113883.2.1.4.1`.
     static func isMisspelledSystem(_ system: String) -> Bool {
-        guard system != NHSNumber.system else { return false }
+        guard system != NHSNumber.system, mentionsNHS(system) else { return false }
         var text = Substring(system.lowercased())
         while let first = text.first, first.isWhitespace { text.removeFirst() }
         while let last = text.last, last.isWhitespace || last == "/" { text.removeLast() }

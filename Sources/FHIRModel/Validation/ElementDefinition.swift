@@ -18,8 +18,16 @@ enum FHIRType: String, Sendable, Hashable, CaseIterable {
     /// Any resource (the element type of `contained`).
     case Resource
 
-    /// Primitive types start with a lower-case letter.
-    var isPrimitive: Bool { rawValue.first!.isLowercase }
+    /// Primitive types (written in lower case).
+    var isPrimitive: Bool {
+        switch self {
+        case .base64Binary, .boolean, .canonical, .code, .date, .dateTime, .decimal, .id, .instant, .integer, .markdown,
+            .oid, .positiveInt, .string, .time, .unsignedInt, .uri, .url, .uuid, .xhtml:
+            true
+        default:
+            false
+        }
+    }
 
     /// The suffix this type gives a choice element in JSON: `scheduled[x]` as Timing is `scheduledTiming`.
     /// SimpleQuantity is a profile of Quantity, so it is written `…Quantity`.
@@ -221,11 +229,13 @@ struct Invariant: Sendable {
     /// The R4 key (`per-1`) or a caresync name.
     let key: String
     /// Adds the issues found in `object` (at `path`) to `issues`.
-    let check: @Sendable (_ object: JSONObject, _ path: String, _ context: ValidationContext, _ issues: inout [ValidationIssue]) -> Void
+    let check: @Sendable (
+        _ object: JSONObject, _ path: ValidationPath, _ context: ValidationContext, _ issues: inout [ValidationIssue]
+    ) -> Void
 
     init(
         _ key: String,
-        _ check: @escaping @Sendable (JSONObject, String, ValidationContext, inout [ValidationIssue]) -> Void
+        _ check: @escaping @Sendable (JSONObject, ValidationPath, ValidationContext, inout [ValidationIssue]) -> Void
     ) {
         self.key = key
         self.check = check
@@ -235,7 +245,8 @@ struct Invariant: Sendable {
     static func r4(_ key: String, _ sentence: String, _ holds: @escaping @Sendable (JSONObject) -> Bool) -> Invariant {
         Invariant(key) { object, path, _, issues in
             if !holds(object) {
-                issues.append(ValidationIssue(path: path, code: .invariantFailed, message: "\(path) breaks R4 rule \(key): \(sentence)."))
+                let at = path.description
+                issues.append(ValidationIssue(path: at, code: .invariantFailed, message: "\(at) breaks R4 rule \(key): \(sentence)."))
             }
         }
     }

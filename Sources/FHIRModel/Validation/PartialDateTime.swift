@@ -17,7 +17,12 @@ struct PartialDateTime: Sendable, Hashable {
     /// Parses `YYYY(-MM(-DD(Thh:mm:ss(.f+)?(Z|(+|-)hh:mm))?)?)?` with the ranges of the R4 regular
     /// expressions (year 0001–9999, seconds up to 60, zones up to ±14:00) and real calendar days.
     init?(_ text: String) {
-        let b = Array(text.utf8)
+        var text = text
+        guard let value = text.withUTF8({ PartialDateTime(bytes: $0) }) else { return nil }
+        self = value
+    }
+
+    private init?(bytes b: UnsafeBufferPointer<UInt8>) {
         func digits(_ start: Int, _ count: Int) -> Int? {
             guard start + count <= b.count else { return nil }
             var value = 0
@@ -91,7 +96,7 @@ struct PartialDateTime: Sendable, Hashable {
     }
 
     /// `Z` or `(+|-)hh:mm` with hh 00–13 and mm 00–59, or exactly 14:00; advances `index`.
-    static func zoneOffsetMinutes(_ b: [UInt8], _ index: inout Int) -> Int? {
+    static func zoneOffsetMinutes(_ b: UnsafeBufferPointer<UInt8>, _ index: inout Int) -> Int? {
         guard index < b.count else { return nil }
         if b[index] == UInt8(ascii: "Z") {
             index += 1
@@ -121,7 +126,7 @@ struct TimeOfDay: Sendable {
     /// Index just after the time.
     let end: Int
 
-    init?(_ b: [UInt8], from start: Int) {
+    init?(_ b: UnsafeBufferPointer<UInt8>, from start: Int) {
         func two(_ i: Int) -> Int? {
             guard i + 2 <= b.count else { return nil }
             let d0 = Int(b[i]) - 48
@@ -154,8 +159,10 @@ struct TimeOfDay: Sendable {
 
     /// A whole `time` value: the time and nothing after it.
     static func isValid(_ text: String) -> Bool {
-        let bytes = Array(text.utf8)
-        guard let time = TimeOfDay(bytes, from: 0) else { return false }
-        return time.end == bytes.count
+        var text = text
+        return text.withUTF8 { bytes in
+            guard let time = TimeOfDay(bytes, from: 0) else { return false }
+            return time.end == bytes.count
+        }
     }
 }

@@ -68,7 +68,7 @@ enum PrimitiveRules {
         case .id:
             return isID(text) ? nil : .invalid(rule: "an id is 1 to 64 characters from A-Z, a-z, 0-9, '-' and '.'")
         case .uri, .url, .canonical:
-            return text.unicodeScalars.contains(where: \.properties.isWhitespace)
+            return text.unicodeScalars.contains(where: isWhitespace)
                 ? .invalid(rule: "a \(type.rawValue) contains no whitespace") : nil
         case .oid:
             return isOID(text) ? nil : .invalid(rule: "an oid is urn:oid: followed by dotted numbers, e.g. urn:oid:1.2.3")
@@ -106,11 +106,17 @@ enum PrimitiveRules {
         (scalar.value < 0x20 && scalar != "\t" && scalar != "\r" && scalar != "\n") || scalar.value == 0x7F
     }
 
+    /// Unicode whitespace, with a fast path for ASCII (space, tab, LF, VT, FF, CR).
+    private static func isWhitespace(_ scalar: Unicode.Scalar) -> Bool {
+        if scalar.isASCII { return scalar == " " || (0x09...0x0D).contains(scalar.value) }
+        return scalar.properties.isWhitespace
+    }
+
     /// `[^\s]+(\s[^\s]+)*`
     static func isCode(_ text: String) -> Bool {
         var previousWasSpace = true  // so a leading space fails
         for scalar in text.unicodeScalars {
-            let isSpace = scalar.properties.isWhitespace
+            let isSpace = isWhitespace(scalar)
             if isSpace && previousWasSpace { return false }
             previousWasSpace = isSpace
         }
@@ -173,16 +179,16 @@ enum PrimitiveRules {
 
     /// R4 txt-1/txt-3 in short: the narrative is a `<div>` in the XHTML namespace with some content.
     private static func isNarrativeDiv(_ text: String) -> Bool {
-        let trimmed = text.drop(while: { $0.isWhitespace })
-        guard trimmed.hasPrefix("<div"), let afterName = trimmed.dropFirst(4).first, afterName == " " || afterName == ">"
-            || afterName == "\n" || afterName == "\t" || afterName == "\r"
+        let trimmed = text.unicodeScalars.drop(while: isWhitespace)
+        guard trimmed.starts(with: "<div".unicodeScalars), let afterName = trimmed.dropFirst(4).first,
+            afterName == ">" || isWhitespace(afterName)
         else { return false }
-        let openingTag = trimmed.prefix { $0 != ">" }
+        let openingTag = String(String.UnicodeScalarView(trimmed.prefix { $0 != ">" }))
         return openingTag.contains("xmlns=\"http://www.w3.org/1999/xhtml\"")
             || openingTag.contains("xmlns='http://www.w3.org/1999/xhtml'")
     }
 }
 
 extension Character {
-    fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
+    fileprivate var isASCIIDigit: Bool { ("0"..."9").contains(self) }
 }

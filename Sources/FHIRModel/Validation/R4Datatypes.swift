@@ -439,6 +439,7 @@ enum R4Datatypes {
             let end = object["end"]?.stringValue.flatMap(PartialDateTime.init)
         else { return }
         if end.isWhollyBefore(start) {
+            let path = path.description
             issues.append(
                 ValidationIssue(
                     path: path, code: .periodEndBeforeStart,
@@ -454,6 +455,7 @@ enum R4Datatypes {
             return
         }
         if !context.containedIDs.contains(String(reference.dropFirst())) {
+            let path = path.description
             issues.append(
                 ValidationIssue(
                     path: "\(path).reference", code: .invariantFailed,

@@ -60,14 +60,17 @@ public struct ResourceValidator: Sendable {
         return validateTree(resource, expectedType: expectedType, expectedID: expectedID)
     }
 
-    /// Validates an already parsed resource. The size limit applies to its compact serialisation.
+    /// Validates an already parsed resource. The size limit applies to its compact serialisation (counted,
+    /// not written).
     public func validate(_ resource: JSON, expectedType: ResourceType? = nil, expectedID: String? = nil) -> ValidationReport {
         let rootPath = expectedType?.rawValue ?? "Resource"
-        let depth = resource.depth
-        if depth > limits.maxDepth {
-            return failure(rootPath, .tooDeep, "The document nests \(depth) levels deep, over the limit of \(limits.maxDepth).")
+        var measure = DocumentMeasure()
+        measure.add(resource, depth: 1)
+        if measure.depth > limits.maxDepth {
+            return failure(
+                rootPath, .tooDeep, "The document nests \(measure.depth) levels deep, over the limit of \(limits.maxDepth).")
         }
-        if let issue = sizeIssue(byteCount: resource.serialized(.compact).count, expectedType: expectedType) {
+        if let issue = sizeIssue(byteCount: measure.bytes, expectedType: expectedType) {
             return ValidationReport(profile: profile, resource: nil, resourceType: nil, issues: [issue])
         }
         return validateTree(resource, expectedType: expectedType, expectedID: expectedID)
@@ -129,8 +132,8 @@ public struct ResourceValidator: Sendable {
         checkIdentity(object, path: path, expectedID: expectedID, issues: &issues)
 
         let containedIDs = Set((object["contained"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue })
-        var walker = StructureWalker(context: ValidationContext(profile: profile, containedIDs: containedIDs))
-        walker.walkObject(object, definition: R4Resources.structure(for: type), path: path)
+        var walker = StructureWalker(context: ValidationContext(profile: profile, containedIDs: containedIDs), root: path)
+        walker.walkObject(object, definition: R4Resources.structure(for: type))
         issues += walker.issues
         if profile == .caresync {
             CaresyncRules.check(object, type: type, path: path, issues: &issues)
@@ -178,5 +181,45 @@ public struct ResourceValidator: Sendable {
 
     private func quoted(_ text: String) -> String {
         "\"\(text.count > 64 ? text.prefix(64) + "…" : Substring(text))\""
+    }
+}
+
+/// The compact serialisation size and the nesting depth of a JSON value, in one walk without writing it.
+private struct DocumentMeasure {
+    var bytes = 0
+    var depth = 0
+
+    /// Adds `value`, whose arrays and objects sit at nesting level `depth`.
+    mutating func add(_ value: JSON, depth level: Int) {
+        switch value {
+        case .null: bytes += 4
+        case .bool(let flag): bytes += flag ? 4 : 5
+        case .number(let number): bytes += number.text.utf8.count
+        case .string(let text): addString(text)
+        case .array(let items):
+            depth = max(depth, level)
+            bytes += 2 + max(0, items.count - 1)
+            for item in items { add(item, depth: level + 1) }
+        case .object(let object):
+            depth = max(depth, level)
+            bytes += 2 + max(0, object.count - 1) + object.count  // braces, commas, colons
+            for member in object.members {
+                addString(member.key)
+                add(member.value, depth: level + 1)
+            }
+        }
+    }
+
+    /// A string as the compact writer escapes it: quotes, `\"` `\\` `\n` `\r` `\t` `\b` `\f`, other
+    /// control characters as `\u00XX`.
+    private mutating func addString(_ text: String) {
+        bytes += 2
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x0A, 0x0D, 0x09, 0x08, 0x0C: bytes += 2
+            case 0..<0x20: bytes += 6
+            default: bytes += 1
+            }
+        }
     }
 }
