@@ -193,14 +193,6 @@ final class StructureDefinition: Sendable {
         self.properties = properties
         requiredElements = elements.filter(\.cardinality.isRequired)
     }
-
-    /// The JSON member names an element can appear under (several for a choice).
-    func jsonNames(of element: ElementDefinition) -> [String] {
-        switch element.content {
-        case .type, .backbone: [element.name]
-        case .choice(let types): types.map { element.name + $0.choiceSuffix }
-        }
-    }
 }
 
 /// A fixed (required-strength) R4 value set.

@@ -156,7 +156,8 @@ public enum ValidationCode: String, Sendable, Hashable, CaseIterable {
 public struct ValidationReport: Sendable {
     /// The profile that was applied.
     public let profile: ValidationProfile
-    /// The parsed document; `nil` when the bytes were not acceptable JSON or over the size limit.
+    /// The parsed document; `nil` when it was refused before its content was checked (not acceptable JSON,
+    /// over the size or depth limit).
     public let resource: JSON?
     /// The resource type, when `resourceType` names one caresync knows.
     public let resourceType: ResourceType?
