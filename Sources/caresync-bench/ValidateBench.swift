@@ -42,46 +42,46 @@ enum ValidateBench {
         let report = validator.validate(bytes: bytes, expectedType: .carePlan, expectedID: "cp-4711")
         precondition(report.isValid, "the benchmark CarePlan must be valid: \(report.issues)")
 
-        let parseRate = BenchTiming.rate {
-            _ = try? JSON.parse(bytes)
-        }
-        let validateRate = BenchTiming.rate {
-            _ = validator.validate(bytes: bytes, expectedType: .carePlan, expectedID: "cp-4711")
-        }
+        let tree = try! JSON.parse(bytes)
+        let rates = BenchTiming.interleavedRates([
+            { _ = try? JSON.parse(bytes) },
+            { _ = validator.validate(bytes: bytes, expectedType: .carePlan, expectedID: "cp-4711") },
+            { _ = validator.validate(tree, expectedType: .carePlan, expectedID: "cp-4711") },
+        ])
         BenchTiming.emit(
             area: "validate", scenario: "careplan \(bytes.count) B validate from bytes (caresync profile)",
-            value: validateRate, baselineName: "JSON parse of the same bytes", baseline: parseRate,
+            value: rates[1], baselineName: "JSON parse of the same bytes", baseline: rates[0],
             target: "informational (no DESIGN §10 target)", met: report.isValid)
-
-        let tree = try! JSON.parse(bytes)
-        let treeRate = BenchTiming.rate {
-            _ = validator.validate(tree, expectedType: .carePlan, expectedID: "cp-4711")
-        }
         BenchTiming.emit(
             area: "validate", scenario: "careplan \(bytes.count) B validate a parsed tree (caresync profile)",
-            value: treeRate, baselineName: "JSON parse of the same bytes", baseline: parseRate,
+            value: rates[2], baselineName: "JSON parse of the same bytes", baseline: rates[0],
             target: "informational (no DESIGN §10 target)", met: report.isValid)
     }
 }
 
 /// Timing helpers for the `validate` area: best-of-rounds throughput and the BENCH line protocol.
 enum BenchTiming {
-    /// Operations per second of `operation`: the best of five rounds of about 0.3 s each, after a warm-up.
-    static func rate(_ operation: () -> Void) -> Double {
+    /// Operations per second of each operation: the best of seven rounds of about 0.2 s each, the
+    /// operations taking turns round by round so that load from other processes falls on all of them.
+    static func interleavedRates(_ operations: [() -> Void]) -> [Double] {
         let clock = ContinuousClock()
-        for _ in 0..<200 { operation() }
-        var best = 0.0
-        for _ in 0..<5 {
-            var count = 0
-            let start = clock.now
-            var elapsed = Duration.zero
-            while elapsed < .milliseconds(300) {
-                for _ in 0..<50 { operation() }
-                count += 50
-                elapsed = clock.now - start
+        for operation in operations {
+            for _ in 0..<200 { operation() }
+        }
+        var best = Array(repeating: 0.0, count: operations.count)
+        for _ in 0..<7 {
+            for (index, operation) in operations.enumerated() {
+                var count = 0
+                let start = clock.now
+                var elapsed = Duration.zero
+                while elapsed < .milliseconds(200) {
+                    for _ in 0..<50 { operation() }
+                    count += 50
+                    elapsed = clock.now - start
+                }
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                best[index] = max(best[index], Double(count) / seconds)
             }
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            best = max(best, Double(count) / seconds)
         }
         return best
     }
