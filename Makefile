@@ -49,5 +49,10 @@ sandbox: deps-apt
 	$(SWIFT) build
 	"$$($(SWIFT) build --show-bin-path)/caresync" sandbox
 
+## bench: every benchmark in release mode, each next to a baseline measured in the same run.
+bench: deps
+	$(SWIFT) build -c release
+	CARESYNC_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" Benchmarks/run
+
 clean:
 	rm -rf .build
