@@ -132,5 +132,11 @@ let package = Package(
         .target(name: "CaresyncTestSupport", path: "Tests/CaresyncTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "FHIRJSONTests", dependencies: ["FHIRJSON"], swiftSettings: strictSettings),
         .testTarget(name: "FHIRModelTests", dependencies: ["FHIRModel", "FHIRJSON"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "CaresyncHTTPTests",
+            dependencies: ["CaresyncHTTP", "CaresyncTestSupport"],
+            exclude: ["Servers"],
+            swiftSettings: strictSettings
+        ),
     ]
 )
