@@ -6,7 +6,7 @@ SWIFT ?= swift
 PYTHON ?= python3
 
 # Debian packages the build, the tests and the benchmarks need.
-APT_PACKAGES := libcurl4-openssl-dev libssl-dev libsqlite3-dev pkg-config sqlite3 wrk openssl python3 systemd
+APT_PACKAGES := libcurl4-openssl-dev libssl-dev libsqlite3-dev pkg-config sqlite3 wrk openssl python3 systemd nghttp2-server
 # Python packages the tests use as independent checkers (JSON Schema, FHIR R4 models).
 PY_PACKAGES := jsonschema fhirclient
 PY_MODULES := jsonschema fhirclient
