@@ -7,6 +7,8 @@ PYTHON ?= python3
 
 # Debian packages the build, the tests and the benchmarks need.
 APT_PACKAGES := libcurl4-openssl-dev libssl-dev libsqlite3-dev pkg-config sqlite3 wrk openssl python3 systemd nghttp2-server
+# Debian packages only `make bench` needs (nginx is the HTTP benchmark's endpoint).
+BENCH_APT_PACKAGES := nginx-light
 # Python packages the tests use as independent checkers (JSON Schema, FHIR R4 models).
 PY_PACKAGES := jsonschema fhirclient
 PY_MODULES := jsonschema fhirclient
@@ -48,6 +50,12 @@ test: deps
 sandbox: deps-apt
 	$(SWIFT) build
 	"$$($(SWIFT) build --show-bin-path)/caresync" sandbox
+
+## bench: every benchmark area in release mode; each prints `BENCH {json}` lines (Benchmarks/README.md).
+bench: deps-apt
+	@$(MAKE) --no-print-directory deps-apt APT_PACKAGES="$(BENCH_APT_PACKAGES)"
+	$(SWIFT) build -c release --product caresync-bench
+	"$$($(SWIFT) build -c release --show-bin-path)/caresync-bench"
 
 clean:
 	rm -rf .build

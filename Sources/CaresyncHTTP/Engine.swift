@@ -9,6 +9,9 @@ final class Engine: @unchecked Sendable {
         var starts: [Transfer] = []
         var cancels: [UInt64] = []
         var stopRequested = false
+        /// The engine thread is in (or about to enter) `curl_multi_poll` and nobody has woken it yet:
+        /// only then does new work need a `curl_multi_wakeup` (a system call).
+        var sleeping = false
         /// Set by the engine thread as it exits; afterwards the multi handle is gone.
         var closed = false
     }
@@ -55,7 +58,7 @@ final class Engine: @unchecked Sendable {
             let queued = inbox.withLock { inbox -> Bool in
                 guard !inbox.stopRequested else { return false }
                 inbox.starts.append(transfer)
-                curl_multi_wakeup(multi)
+                Self.wake(&inbox, multi)
                 return true
             }
             guard queued else { return .shutDown }
@@ -79,7 +82,7 @@ final class Engine: @unchecked Sendable {
                 inbox.withLock { inbox in
                     guard !inbox.closed else { return }
                     inbox.cancels.append(ticket.id)
-                    curl_multi_wakeup(multi)
+                    Self.wake(&inbox, multi)
                 }
             case .cancelled:
                 break
@@ -125,7 +128,15 @@ final class Engine: @unchecked Sendable {
 
             curl_multi_perform(multi, &running)
             collectFinished()
-            curl_multi_poll(multi, nil, 0, 1000, nil)
+            let idle = inbox.withLock { inbox -> Bool in
+                guard inbox.starts.isEmpty, inbox.cancels.isEmpty, !inbox.stopRequested else { return false }
+                inbox.sleeping = true
+                return true
+            }
+            if idle {
+                curl_multi_poll(multi, nil, 0, 1000, nil)
+                inbox.withLock { $0.sleeping = false }
+            }
         }
         for id in Array(active.keys) { abandon(id, with: Self.shutDownError) }
         let late = inbox.withLock { inbox in
@@ -135,6 +146,13 @@ final class Engine: @unchecked Sendable {
         }
         for transfer in late { transfer.resume(.failure(Self.shutDownError(transfer))) }
         curl_multi_cleanup(multi)
+    }
+
+    /// Wakes the engine thread if it sleeps; called with the inbox locked.
+    private static func wake(_ inbox: inout Inbox, _ multi: UnsafeMutableRawPointer) {
+        guard inbox.sleeping else { return }
+        inbox.sleeping = false
+        curl_multi_wakeup(multi)
     }
 
     private func attach(_ transfer: Transfer) {

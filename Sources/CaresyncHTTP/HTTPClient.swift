@@ -38,6 +38,7 @@ public final class HTTPClient: Sendable {
     }
 
     private let engine: Engine
+    private let handles = EasyHandlePool(capacity: 256)
     private let userAgent: String
     private let nextID = Atomic<UInt64>(1)
 
@@ -58,7 +59,7 @@ public final class HTTPClient: Sendable {
     /// ``HTTPError/Code/cancelled``.
     public func send(_ request: HTTPRequest) async throws(HTTPError) -> HTTPResponse {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
-        let transfer = try Transfer.make(request, id: id, userAgent: userAgent)
+        let transfer = try Transfer.make(request, id: id, userAgent: userAgent, pool: handles)
         let engine = engine
         let ticket = transfer.ticket
         let outcome = await withTaskCancellationHandler {
@@ -69,7 +70,7 @@ public final class HTTPClient: Sendable {
         } onCancel: {
             engine.cancel(ticket)
         }
-        return try outcome.get()
+        return try outcome.get().response
     }
 
     /// Fails every queued and running request with ``HTTPError/Code/shutDown``, closes all connections

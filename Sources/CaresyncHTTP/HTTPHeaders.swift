@@ -73,6 +73,50 @@ public struct HTTPHeaders: Sendable, Hashable, Sequence, ExpressibleByDictionary
         fields.makeIterator()
     }
 
+    /// Parses a received header block: a status line, then `name: value` lines, each ending in CRLF
+    /// (or LF), up to an empty line. Obsolete folded lines are joined to the field before them.
+    init(headerBlock bytes: [UInt8]) {
+        var fields: [HTTPField] = []
+        bytes.withUnsafeBufferPointer { block in
+            var start = 0
+            var isStatusLine = true
+            while start < block.count {
+                var end = start
+                while end < block.count, block[end] != 0x0A { end += 1 }
+                var line = block[start..<end]
+                start = end + 1
+                if line.last == 0x0D { line = line.dropLast() }
+                if isStatusLine {
+                    isStatusLine = false
+                } else if let first = line.first, first == 0x20 || first == 0x09 {
+                    if !fields.isEmpty { fields[fields.count - 1].value += " " + Self.text(Self.trimmed(line)) }
+                } else if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
+                    fields.append(
+                        HTTPField(name: Self.text(line[..<colon]), value: Self.text(Self.trimmed(line[(colon + 1)...]))))
+                }
+            }
+        }
+        self.fields = fields
+    }
+
+    private static func trimmed(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> Slice<UnsafeBufferPointer<UInt8>> {
+        var bytes = bytes
+        while let first = bytes.first, first == 0x20 || first == 0x09 { bytes = bytes.dropFirst() }
+        while let last = bytes.last, last == 0x20 || last == 0x09 { bytes = bytes.dropLast() }
+        return bytes
+    }
+
+    /// UTF-8 when valid, else ISO-8859-1 (every byte one scalar), so no byte is lost.
+    private static func text(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> String {
+        let buffer = UnsafeBufferPointer(rebasing: bytes)
+        if buffer.allSatisfy({ $0 < 0x80 }) || String(validating: buffer, as: UTF8.self) != nil {
+            return String(decoding: buffer, as: UTF8.self)
+        }
+        var scalars = String.UnicodeScalarView()
+        scalars.append(contentsOf: buffer.map { Unicode.Scalar($0) })
+        return String(scalars)
+    }
+
     /// ASCII case-insensitive comparison of header names (names are tokens: ASCII only).
     static func sameName(_ lhs: String, _ rhs: String) -> Bool {
         var left = lhs.utf8.makeIterator()

@@ -8,13 +8,17 @@ final class RequestURL {
     let handle: OpaquePointer
     /// `http` or `https`.
     let scheme: String
-    /// The URL without user info, query or fragment, safe to log and to put in errors.
-    let redacted: String
 
-    private init(handle: OpaquePointer, scheme: String, redacted: String) {
+    private init(handle: OpaquePointer, scheme: String) {
         self.handle = handle
         self.scheme = scheme
-        self.redacted = redacted
+    }
+
+    /// The URL without user info, query or fragment, safe to log and to put in errors.
+    var redacted: String {
+        var redacted = "\(scheme)://\(Self.part(handle, CURLUPART_HOST) ?? "")"
+        if let port = Self.part(handle, CURLUPART_PORT) { redacted += ":\(port)" }
+        return redacted + (Self.part(handle, CURLUPART_PATH) ?? "/")
     }
 
     /// Parses `text` and applies the scheme rule: `https`, or `http` to a loopback host only.
@@ -30,26 +34,22 @@ final class RequestURL {
                 code: .invalidURL, message: "the URL cannot be parsed: \(reason)", url: redactWithoutParsing(text))
         }
         let scheme = (part(handle, CURLUPART_SCHEME) ?? "").lowercased()
-        let host = part(handle, CURLUPART_HOST) ?? ""
-        var redacted = "\(scheme)://\(host)"
-        if let port = part(handle, CURLUPART_PORT) { redacted += ":\(port)" }
-        redacted += part(handle, CURLUPART_PATH) ?? "/"
         // From here on the object owns the handle and frees it however we leave.
-        let url = RequestURL(handle: handle, scheme: scheme, redacted: redacted)
+        let url = RequestURL(handle: handle, scheme: scheme)
+        if scheme == "https" { return url }
+        let host = part(handle, CURLUPART_HOST) ?? ""
 
         switch scheme {
-        case "https":
-            return url
         case "http":
             guard isLoopback(host: host) else {
                 throw HTTPError(
                     code: .insecureURLRefused,
                     message: "plain http:// is refused for \(host): use https://, or a loopback address for local testing",
-                    url: redacted)
+                    url: url.redacted)
             }
             return url
         default:
-            throw HTTPError(code: .invalidURL, message: "scheme '\(scheme)' is not http or https", url: redacted)
+            throw HTTPError(code: .invalidURL, message: "scheme '\(scheme)' is not http or https", url: url.redacted)
         }
     }
 

@@ -26,7 +26,7 @@ final class TransferTicket: Sendable {
 /// then owned by the engine thread from submission until it resumes `continuation`; the two never
 /// touch it at the same time (the inbox lock orders the hand-over), hence `@unchecked Sendable`.
 final class Transfer: @unchecked Sendable {
-    typealias Outcome = Result<HTTPResponse, HTTPError>
+    typealias Outcome = Result<CompletedTransfer, HTTPError>
 
     let ticket: TransferTicket
     /// The `CURL *` easy handle.
@@ -36,19 +36,24 @@ final class Transfer: @unchecked Sendable {
     var continuation: CheckedContinuation<Outcome, Never>?
 
     private let url: RequestURL
+    private let pool: EasyHandlePool
     private let timeouts: HTTPTimeouts
     private let maximumResponseBytes: Int
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private let errorBuffer: UnsafeMutablePointer<CChar>
-    private var responseHeaders = HTTPHeaders()
+    /// The header block of the latest response so far, as received (status line first).
+    private var rawHeaders: [UInt8] = []
     private var responseBody: [UInt8] = []
     private var tlsVersion: TLSVersion?
     private var tlsProbed = false
     private var exceededResponseLimit = false
 
-    private init(ticket: TransferTicket, easy: UnsafeMutableRawPointer, url: RequestURL, request: HTTPRequest) {
+    private init(
+        ticket: TransferTicket, easy: UnsafeMutableRawPointer, pool: EasyHandlePool, url: RequestURL, request: HTTPRequest
+    ) {
         self.ticket = ticket
         self.easy = easy
+        self.pool = pool
         self.url = url
         self.timeouts = request.timeouts
         self.maximumResponseBytes = request.maximumResponseBytes
@@ -57,19 +62,21 @@ final class Transfer: @unchecked Sendable {
     }
 
     deinit {
-        curl_easy_cleanup(easy)
+        pool.recycle(easy)
         curl_slist_free_all(headerList)
         errorBuffer.deallocate()
     }
 
     /// Validates `request` and builds its easy handle; nothing touches the network yet.
-    static func make(_ request: HTTPRequest, id: UInt64, userAgent: String) throws(HTTPError) -> Transfer {
+    static func make(
+        _ request: HTTPRequest, id: UInt64, userAgent: String, pool: EasyHandlePool
+    ) throws(HTTPError) -> Transfer {
         let url = try RequestURL.parse(request.url)
-        try validate(request, url: url.redacted)
-        guard let easy = curl_easy_init() else {
+        try validate(request, url: url)
+        guard let easy = pool.take() else {
             throw HTTPError(code: .internalError, message: "curl_easy_init failed (out of memory)", url: url.redacted)
         }
-        let transfer = Transfer(ticket: TransferTicket(id: id), easy: easy, url: url, request: request)
+        let transfer = Transfer(ticket: TransferTicket(id: id), easy: easy, pool: pool, url: url, request: request)
         try transfer.configure(request, userAgent: userAgent)
         return transfer
     }
@@ -83,7 +90,8 @@ final class Transfer: @unchecked Sendable {
 
     // MARK: Configuration
 
-    private static func validate(_ request: HTTPRequest, url: String) throws(HTTPError) {
+    private static func validate(_ request: HTTPRequest, url requestURL: RequestURL) throws(HTTPError) {
+        var url: String { requestURL.redacted }
         guard isToken(request.method.rawValue) else {
             throw HTTPError(code: .invalidRequest, message: "method '\(request.method)' is not an HTTP token", url: url)
         }
@@ -269,25 +277,14 @@ final class Transfer: @unchecked Sendable {
         return bytes.count
     }
 
+    /// Keeps the raw header block; it is parsed by the awaiting task, off the engine thread.
     fileprivate func receiveHeaderLine(_ bytes: UnsafeRawBufferPointer) -> Int {
-        var line = bytes[...]
-        while let last = line.last, last == 0x0A || last == 0x0D { line = line.dropLast() }
-        if line.starts(with: "HTTP/".utf8) {
+        if bytes.starts(with: "HTTP/".utf8) {
             // A status line starts a new header block (after a 1xx, the final response's).
-            responseHeaders = HTTPHeaders()
+            rawHeaders.removeAll(keepingCapacity: true)
             probeTLSVersion()
-        } else if let first = line.first, first == 0x20 || first == 0x09 {
-            // An obsolete folded continuation line belongs to the previous field.
-            if var previous = responseHeaders.fields.last {
-                previous.value += " " + Self.text(Self.trimmed(line))
-                var fields = responseHeaders.fields
-                fields[fields.count - 1] = previous
-                responseHeaders = HTTPHeaders(fields)
-            }
-        } else if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
-            responseHeaders.add(
-                name: Self.text(line[..<colon]), value: Self.text(Self.trimmed(line[(colon + 1)...])))
         }
+        rawHeaders.append(contentsOf: bytes)
         return bytes.count
     }
 
@@ -301,21 +298,6 @@ final class Transfer: @unchecked Sendable {
             let version = copenssl_ssl_version(ssl)
         else { return }
         tlsVersion = TLSVersion(rawValue: String(cString: version))
-    }
-
-    private static func trimmed(_ bytes: Slice<UnsafeRawBufferPointer>) -> Slice<UnsafeRawBufferPointer> {
-        var bytes = bytes
-        while let first = bytes.first, first == 0x20 || first == 0x09 { bytes = bytes.dropFirst() }
-        while let last = bytes.last, last == 0x20 || last == 0x09 { bytes = bytes.dropLast() }
-        return bytes
-    }
-
-    /// UTF-8 when valid, else ISO-8859-1 (every byte one scalar), so no byte is lost.
-    private static func text(_ bytes: Slice<UnsafeRawBufferPointer>) -> String {
-        if let text = String(validating: bytes, as: UTF8.self) { return text }
-        var scalars = String.UnicodeScalarView()
-        scalars.append(contentsOf: bytes.map { Unicode.Scalar($0) })
-        return String(scalars)
     }
 
     // MARK: Completion (engine thread, after the handle left the multi handle)
@@ -338,9 +320,11 @@ final class Transfer: @unchecked Sendable {
             }
         var body: [UInt8] = []
         swap(&body, &responseBody)
+        var headers: [UInt8] = []
+        swap(&headers, &rawHeaders)
         return .success(
-            HTTPResponse(
-                status: code, headers: responseHeaders, body: body, httpVersion: httpVersion,
+            CompletedTransfer(
+                status: code, rawHeaders: headers, body: body, httpVersion: httpVersion,
                 tlsVersion: tlsVersion, timings: timings(), newConnections: connects))
     }
 
@@ -418,6 +402,24 @@ final class Transfer: @unchecked Sendable {
     private static func isClientCertificateRejection(_ lowered: String) -> Bool {
         ["alert certificate required", "alert bad certificate", "alert unknown ca", "alert certificate unknown"]
             .contains { lowered.contains($0) }
+    }
+}
+
+/// A finished transfer whose header block is still raw bytes.
+struct CompletedTransfer: Sendable {
+    var status: Int
+    var rawHeaders: [UInt8]
+    var body: [UInt8]
+    var httpVersion: HTTPVersion
+    var tlsVersion: TLSVersion?
+    var timings: HTTPTimings
+    var newConnections: Int
+
+    /// The response, with the header block parsed.
+    var response: HTTPResponse {
+        HTTPResponse(
+            status: status, headers: HTTPHeaders(headerBlock: rawHeaders), body: body, httpVersion: httpVersion,
+            tlsVersion: tlsVersion, timings: timings, newConnections: newConnections)
     }
 }
 
