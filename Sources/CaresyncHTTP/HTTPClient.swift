@@ -9,8 +9,9 @@ import Synchronization
 ///
 /// Policy, not configurable: TLS certificates and host names are always verified; plain `http://` is
 /// refused unless the host is a loopback address; redirects are never followed (a 3xx is returned as
-/// is, so writes are never replayed elsewhere and credentials never leave the host asked for).
-/// Creating a client ignores SIGPIPE for the whole process.
+/// is, so writes are never replayed elsewhere and credentials never leave the host asked for);
+/// plain-HTTP (loopback) requests never go through a proxy, while HTTPS requests honour the usual
+/// `https_proxy` / `no_proxy` environment. Creating a client ignores SIGPIPE for the whole process.
 public final class HTTPClient: Sendable {
     /// Connection limits shared by every request of one client.
     public struct Configuration: Sendable {

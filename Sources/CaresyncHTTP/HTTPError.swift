@@ -73,6 +73,7 @@ public struct HTTPError: Error, Sendable, CustomStringConvertible {
         /// libcurl failed in a way none of the above describes (out of memory, a bug).
         public static let internalError = Code(.internalError)
 
+        /// The stable kebab-case name, e.g. `transfer-stalled`.
         public var description: String { kind.rawValue }
 
         /// Whether sending the same request again later may succeed.
@@ -113,6 +114,7 @@ public struct HTTPError: Error, Sendable, CustomStringConvertible {
         self.curlMessage = curlMessage
     }
 
+    /// `code: message (url) [curl N: text]`.
     public var description: String {
         var text = "\(code): \(message) (\(url))"
         if let curlCode {

@@ -13,31 +13,29 @@ public struct HTTPMethod: Sendable, Hashable, CustomStringConvertible, Expressib
         self.init(value)
     }
 
+    /// `GET`
     public static let get = HTTPMethod("GET")
+    /// `HEAD`
     public static let head = HTTPMethod("HEAD")
+    /// `POST`
     public static let post = HTTPMethod("POST")
+    /// `PUT`
     public static let put = HTTPMethod("PUT")
+    /// `PATCH`
     public static let patch = HTTPMethod("PATCH")
+    /// `DELETE`
     public static let delete = HTTPMethod("DELETE")
 
-    /// Whether the method may change state at the server. The transport never follows redirects,
-    /// so this only tells callers (and the error text) what kind of request failed.
-    public var isWrite: Bool { !(self == .get || self == .head || rawValue == "OPTIONS") }
-
+    /// The method as sent.
     public var description: String { rawValue }
 }
 
 /// A TLS protocol version.
-public enum TLSVersion: String, Sendable, Hashable, Comparable, CaseIterable {
+public enum TLSVersion: String, Sendable, Hashable, CaseIterable {
+    /// TLS 1.2
     case v1_2 = "TLSv1.2"
+    /// TLS 1.3
     case v1_3 = "TLSv1.3"
-
-    public static func < (lhs: TLSVersion, rhs: TLSVersion) -> Bool {
-        switch (lhs, rhs) {
-        case (.v1_2, .v1_3): true
-        default: false
-        }
-    }
 }
 
 /// How to authenticate the server and, for mutual TLS, ourselves. Verification of the server's

@@ -1,10 +1,15 @@
 /// The HTTP version a response came over.
 public enum HTTPVersion: Sendable, Hashable, CustomStringConvertible {
+    /// HTTP/1.0
     case http1_0
+    /// HTTP/1.1
     case http1_1
+    /// HTTP/2
     case http2
+    /// HTTP/3
     case http3
 
+    /// `HTTP/1.1`, `HTTP/2`, …
     public var description: String {
         switch self {
         case .http1_0: "HTTP/1.0"

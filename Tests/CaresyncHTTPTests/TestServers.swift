@@ -51,6 +51,14 @@ final class TestServer: Sendable {
         try await process.waitForLine(timeout: 60, where: predicate)
     }
 
+    /// Waits until at least `count` event lines of `kind` were read from the server.
+    func waitForEvents(_ kind: String, count: Int) async throws {
+        for _ in 0..<1200 where events(kind).count < count {
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        if events(kind).count < count { throw TestSetupError("the server reported fewer than \(count) \(kind) events") }
+    }
+
     func stop() {
         process.send(SIGKILL)
     }
