@@ -139,5 +139,11 @@ let package = Package(
             name: "ValidateCommandTests", dependencies: ["FHIRJSON", "CaresyncTestSupport"],
             swiftSettings: strictSettings
         ),
+        .testTarget(
+            name: "CaresyncHTTPTests",
+            dependencies: ["CaresyncHTTP", "CaresyncTestSupport"],
+            exclude: ["Servers"],
+            swiftSettings: strictSettings
+        ),
     ]
 )
