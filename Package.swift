@@ -43,7 +43,13 @@ let package = Package(
         // MARK: Pure core (no I/O)
         .target(name: "FHIRJSON", swiftSettings: strictSettings),
         .target(name: "FHIRModel", dependencies: ["FHIRJSON"], swiftSettings: strictSettings),
-        .target(name: "MergeCore", dependencies: ["FHIRJSON", "FHIRModel"], swiftSettings: strictSettings),
+        .target(
+            name: "MergeCore",
+            dependencies: ["FHIRJSON", "FHIRModel"],
+            // Sources/MergeCore/merge-policy.json is a symlink to Schemas/merge-policy.json, the single source.
+            resources: [.embedInCode("merge-policy.json")],
+            swiftSettings: strictSettings
+        ),
 
         // MARK: I/O edges
         .target(
