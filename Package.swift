@@ -138,5 +138,13 @@ let package = Package(
         .target(name: "CaresyncTestSupport", path: "Tests/CaresyncTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "FHIRJSONTests", dependencies: ["FHIRJSON"], swiftSettings: strictSettings),
         .testTarget(name: "FHIRModelTests", dependencies: ["FHIRModel", "FHIRJSON"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "MergeCoreTests",
+            dependencies: [
+                "MergeCore", "FHIRJSON", "FHIRModel", "CaresyncTestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: strictSettings
+        ),
     ]
 )
