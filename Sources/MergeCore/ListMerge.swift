@@ -57,7 +57,7 @@ extension Merger {
         // Items removed on both sides.
         if !twoWay {
             for key in bKeys where oIndex[key] == nil && tIndex[key] == nil {
-                path.append("[" + Merger.render(key) + "]")
+                path.append(.item(key))
                 decide(.both, rule.id, "removed on both sides")
                 path.removeLast()
             }
@@ -73,7 +73,7 @@ extension Merger {
         let bv = bIndex[key].map { bItems[$0] }
         let ov = oIndex[key].map { oItems[$0] }
         let tv = tIndex[key].map { tItems[$0] }
-        path.append("[" + Merger.render(key) + "]")
+        path.append(.item(key))
         defer { path.removeLast() }
         switch (ov, tv) {
         case (nil, nil):
@@ -273,7 +273,7 @@ extension Merger {
     }
 
     private mutating func itemDecision(_ item: JSON, _ took: MergeDecision.Took, _ rule: MergeRule, _ explanation: String) {
-        path.append("[" + Merger.render(item) + "]")
+        path.append(.value(item))
         decide(took, rule.id, explanation)
         path.removeLast()
     }

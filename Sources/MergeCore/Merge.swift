@@ -74,8 +74,9 @@ struct Merger {
     /// Both sides changed the record's content (server-managed elements aside): arms never-auto and the
     /// backward-move check of status-machine.
     var changedOnBothSides = true
-    /// The current path, one rendered segment per element (`.name`) or list item (`[key]`).
-    var path: [String]
+    /// The current path below the resource: one segment per element or list item, rendered only when a
+    /// decision or conflict is recorded.
+    var path: [PathSegment] = []
     var decisions: [MergeDecision] = []
     var conflicts: [MergeConflict] = []
 
@@ -84,10 +85,20 @@ struct Merger {
         self.context = context
         self.typeName = typeName
         self.twoWay = twoWay
-        self.path = [typeName]
     }
 
-    var renderedPath: String { path.joined() }
+    /// `CarePlan.activity[act-1].detail.status`.
+    var renderedPath: String {
+        var text = typeName
+        for segment in path {
+            switch segment {
+            case .member(let name): text += "." + name
+            case .item(let key): text += "[" + Merger.render(key) + "]"
+            case .value(let value): text += "[" + Merger.render(value) + "]"
+            }
+        }
+        return text
+    }
 
     // MARK: Recording
 
@@ -148,16 +159,29 @@ struct Merger {
 
     /// Whether two versions have the same content, server-managed elements aside.
     static func contentEqual(_ a: JSONObject, _ b: JSONObject) -> Bool {
-        withoutServerManaged(a) == withoutServerManaged(b)
+        guard metaEqual(a["meta"], b["meta"]) else { return false }
+        var compared = 0
+        for (position, member) in a.members.enumerated() where member.key != "id" && member.key != "meta" {
+            compared += 1
+            guard Merger.lookup(member.key, in: b, at: position) == member.value else { return false }
+        }
+        return compared == b.members.count { $0.key != "id" && $0.key != "meta" }
     }
 
-    static func withoutServerManaged(_ resource: JSONObject) -> JSONObject {
-        var copy = resource
-        copy["id"] = nil
-        if let meta = copy["meta"]?.objectValue {
-            copy["meta"] = metaWithoutServerManaged(meta)
+    private static func metaEqual(_ a: JSON?, _ b: JSON?) -> Bool {
+        func content(_ meta: JSON?) -> JSON? {
+            guard let object = meta?.objectValue else { return meta }
+            return metaWithoutServerManaged(object)
         }
-        return copy
+        return content(a) == content(b)
+    }
+
+    /// The member `key` of `object`, looked for first at `position` (versions of one record usually keep
+    /// their members in the same order), then anywhere.
+    static func lookup(_ key: String, in object: JSONObject, at position: Int) -> JSON? {
+        let members = object.members
+        if position < members.count && members[position].key == key { return members[position].value }
+        return object[key]
     }
 
     static func metaWithoutServerManaged(_ meta: JSONObject) -> JSON? {
@@ -200,12 +224,12 @@ struct Merger {
         if changedOnBothSides {
             switch rule.strategy {
             case .neverAuto:
-                conflict(rule, "changed by \(changedSide) while both sides edited the record; never merged automatically", b, o, t)
+                conflict(rule, "changed by \(changedSide.rawValue) while both sides edited the record; never merged automatically", b, o, t)
                 return o
             case .statusMachine(let stages):
                 if !StatusOrder.isForward(from: b, to: changed, stages: stages) {
                     let move = StatusOrder.describe(from: b, to: changed)
-                    conflict(rule, "\(move) by \(changedSide) is not a forward move, and both sides edited the record", b, o, t)
+                    conflict(rule, "\(move) by \(changedSide.rawValue) is not a forward move, and both sides edited the record", b, o, t)
                     return o
                 }
             default:
@@ -267,7 +291,7 @@ struct Merger {
                 let setAside = side == .ours ? t : o
                 decide(
                     side == .ours ? .ours : .theirs, rule.id,
-                    "\(difference); \(side) owns this element (\(owner.rawValue)), so its value was taken and the other kept for audit",
+                    "\(difference); \(side.rawValue) owns this element (\(owner.rawValue)), so its value was taken and the other kept for audit",
                     discarded: setAside ?? .null)
                 return taken
             }
@@ -298,26 +322,32 @@ struct Merger {
         let second = primaryIsTheirs ? o : t
         var members: [JSONMember] = []
         members.reserveCapacity(first.count + 2)
-        for member in first {
-            mergeMember(member.key, b, o, t, node: node, inherited: inherited, isResourceRoot: isResourceRoot, into: &members)
+        for (position, member) in first.members.enumerated() {
+            let other = Merger.lookup(member.key, in: second, at: position)
+            let (ov, tv) = primaryIsTheirs ? (other, member.value) : (member.value, other)
+            let bv = b.flatMap { Merger.lookup(member.key, in: $0, at: position) }
+            mergeMember(member.key, bv, ov, tv, ours: o, node: node, inherited: inherited, isResourceRoot: isResourceRoot, into: &members)
         }
-        for member in second where first[member.key] == nil {
-            mergeMember(member.key, b, o, t, node: node, inherited: inherited, isResourceRoot: isResourceRoot, into: &members)
+        for (position, member) in second.members.enumerated() where Merger.lookup(member.key, in: first, at: position) == nil {
+            let (ov, tv) = primaryIsTheirs ? (member.value, JSON?.none) : (JSON?.none, member.value)
+            let bv = b.flatMap { Merger.lookup(member.key, in: $0, at: position) }
+            mergeMember(member.key, bv, ov, tv, ours: o, node: node, inherited: inherited, isResourceRoot: isResourceRoot, into: &members)
         }
-        if let b {
+        if let b, !twoWay, b.count > 0 {
             // Removed on both sides: not in the result, but a decision all the same.
-            for member in b where o[member.key] == nil && t[member.key] == nil && !twoWay {
-                path.append("." + member.key)
+            for (position, member) in b.members.enumerated()
+            where Merger.lookup(member.key, in: o, at: position) == nil && Merger.lookup(member.key, in: t, at: position) == nil {
+                path.append(.member(member.key))
                 decide(.both, (node?.child(member.key)?.rule ?? inherited).id, "removed on both sides")
                 path.removeLast()
             }
         }
-        return JSONObject(members)
+        return JSONObject(membersWithUniqueKeys: members)
     }
 
     private mutating func mergeMember(
-        _ key: String, _ b: JSONObject?, _ o: JSONObject, _ t: JSONObject, node: PolicyNode?, inherited: MergeRule, isResourceRoot: Bool,
-        into members: inout [JSONMember]
+        _ key: String, _ bv: JSON?, _ ov: JSON?, _ tv: JSON?, ours o: JSONObject, node: PolicyNode?, inherited: MergeRule,
+        isResourceRoot: Bool, into members: inout [JSONMember]
     ) {
         if isResourceRoot && key == "id" {
             // Server-managed: the hub's id, present or absent.
@@ -326,15 +356,15 @@ struct Merger {
         }
         let child = node?.child(key)
         let rule = child?.rule ?? inherited
-        path.append("." + key)
+        path.append(.member(key))
         defer { path.removeLast() }
         if isResourceRoot && key == "meta" {
-            if let meta = mergeMeta(b?["meta"], o["meta"], t["meta"], node: child, rule: rule, inherited: inherited) {
+            if let meta = mergeMeta(bv, ov, tv, node: child, rule: rule, inherited: inherited) {
                 members.append(JSONMember(key, meta))
             }
             return
         }
-        if let merged = mergeNode(b?[key], o[key], t[key], node: child, rule: rule, inherited: inherited) {
+        if let merged = mergeNode(bv, ov, tv, node: child, rule: rule, inherited: inherited) {
             members.append(JSONMember(key, merged))
         }
     }
@@ -380,14 +410,21 @@ struct Merger {
 
     /// How an item present on one side only is explained: an addition, or (two-way) just a difference.
     func addition(by side: MergeSide) -> String {
-        twoWay ? "in \(side) only, kept (no base version to tell an addition from a removal)" : "added by \(side)"
+        twoWay ? "in \(side.rawValue) only, kept (no base version to tell an addition from a removal)" : "added by \(side.rawValue)"
     }
 
     static func changeDescription(_ b: JSON?, _ changed: JSON?, by side: MergeSide) -> String {
-        if changed == nil { return "removed by \(side)" }
-        if b == nil { return "added by \(side)" }
-        return "changed by \(side)"
+        if changed == nil { return "removed by \(side.rawValue)" }
+        if b == nil { return "added by \(side.rawValue)" }
+        return "changed by \(side.rawValue)"
     }
+}
+
+/// One step of a merge path: an element, a keyed list item, or a set item named by its value.
+enum PathSegment {
+    case member(String)
+    case item(ItemKey)
+    case value(JSON)
 }
 
 /// The stages of a `status-machine` rule.

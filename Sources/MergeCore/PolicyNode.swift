@@ -1,25 +1,40 @@
 /// The policy's rules for one resource type as a tree of element names, so that a merge finds the rule
-/// for each element while it walks the resource, without building path strings.
+/// for each element while it walks the resource, without building path strings. Immutable once built.
 ///
 /// List items share their list's node: `CarePlan.activity.detail` is the child `detail` of the node
 /// `activity`, whatever the item.
-struct PolicyNode: Sendable {
+final class PolicyNode: Sendable {
     /// The rule written for exactly this path, if any.
-    var rule: MergeRule?
+    let rule: MergeRule?
     /// Children by element name.
-    var children: [String: PolicyNode] = [:]
+    let children: [String: PolicyNode]
     /// Children written `name[x]`, by the prefix `name`: they match `nameTiming`, `namePeriod`, ….
-    var choiceChildren: [(prefix: String, node: PolicyNode)] = []
+    let choiceChildren: [(prefix: String, node: PolicyNode)]
     /// This element is a status checked by the always-on entered-in-error rule.
-    var isSafetyStatus = false
+    let isSafetyStatus: Bool
     /// A node below this one is a safety status: this element is never taken as a whole without looking
     /// inside it.
-    var guardsSafetyStatusBelow = false
+    let guardsSafetyStatusBelow: Bool
     /// The first never-auto or status-machine rule below this node, if any: when both sides changed the
     /// record, this element is not taken as a whole without looking inside it.
-    var recordGuardBelow: MergeRule?
+    let recordGuardBelow: MergeRule?
     /// For a keyed-list rule: each key alternative as element paths split into names.
-    var keyPaths: [[[String]]] = []
+    let keyPaths: [[[String]]]
+
+    /// An empty node (no rule, no children).
+    convenience init() {
+        self.init(PolicyNodeBuilder())
+    }
+
+    private init(_ builder: PolicyNodeBuilder) {
+        rule = builder.rule
+        children = builder.children.mapValues { PolicyNode($0) }
+        choiceChildren = builder.choiceChildren.map { ($0.prefix, PolicyNode($0.node)) }
+        isSafetyStatus = builder.isSafetyStatus
+        guardsSafetyStatusBelow = builder.guardsSafetyStatusBelow
+        recordGuardBelow = builder.recordGuardBelow
+        keyPaths = builder.keyPaths
+    }
 
     /// The child for element `name` (an exact child first, then a choice child).
     func child(_ name: String) -> PolicyNode? {
@@ -40,74 +55,17 @@ struct PolicyNode: Sendable {
 
     /// One tree per resource type: the policy's rules plus the always-on safety statuses.
     static func trees(for rules: [MergeRule]) -> [String: PolicyNode] {
-        var trees: [String: PolicyNode] = [:]
+        var trees: [String: PolicyNodeBuilder] = [:]
         for rule in rules {
             let segments = rule.path.split(separator: ".").map(String.init)
-            trees[segments[0], default: PolicyNode()].insert(rule, at: segments.dropFirst())
+            trees[segments[0], default: PolicyNodeBuilder()].insert(rule, at: segments.dropFirst())
         }
         for path in SafetyRules.enteredInErrorStatusPaths {
             let segments = path.split(separator: ".").map(String.init)
-            trees[segments[0], default: PolicyNode()].markSafetyStatus(at: segments.dropFirst())
+            trees[segments[0], default: PolicyNodeBuilder()].markSafetyStatus(at: segments.dropFirst())
         }
         for type in Array(trees.keys) { trees[type]?.computeSummaries() }
-        return trees
-    }
-
-    private mutating func insert(_ rule: MergeRule, at path: ArraySlice<String>) {
-        guard let name = path.first else {
-            self.rule = rule
-            if case .keyedList(let keys) = rule.strategy {
-                keyPaths = keys.map { alternative in alternative.map { $0.split(separator: ".").map(String.init) } }
-            }
-            return
-        }
-        updateChild(name) { $0.insert(rule, at: path.dropFirst()) }
-    }
-
-    private mutating func markSafetyStatus(at path: ArraySlice<String>) {
-        guard let name = path.first else {
-            isSafetyStatus = true
-            return
-        }
-        updateChild(name) { $0.markSafetyStatus(at: path.dropFirst()) }
-    }
-
-    private mutating func updateChild(_ name: String, _ update: (inout PolicyNode) -> Void) {
-        if name.hasSuffix("[x]") {
-            let prefix = String(name.dropLast(3))
-            if let index = choiceChildren.firstIndex(where: { $0.prefix == prefix }) {
-                update(&choiceChildren[index].node)
-            } else {
-                var node = PolicyNode()
-                update(&node)
-                choiceChildren.append((prefix, node))
-            }
-        } else {
-            update(&children[name, default: PolicyNode()])
-        }
-    }
-
-    private mutating func computeSummaries() {
-        guardsSafetyStatusBelow = false
-        recordGuardBelow = nil
-        for name in children.keys.sorted() {
-            children[name]!.computeSummaries()
-            absorb(children[name]!)
-        }
-        for index in choiceChildren.indices {
-            choiceChildren[index].node.computeSummaries()
-            absorb(choiceChildren[index].node)
-        }
-    }
-
-    private mutating func absorb(_ child: PolicyNode) {
-        guardsSafetyStatusBelow = guardsSafetyStatusBelow || child.isSafetyStatus || child.guardsSafetyStatusBelow
-        if recordGuardBelow == nil {
-            switch child.rule?.strategy {
-            case .neverAuto?, .statusMachine?: recordGuardBelow = child.rule
-            default: recordGuardBelow = child.recordGuardBelow
-            }
-        }
+        return trees.mapValues { PolicyNode($0) }
     }
 
     /// The element paths strictly below this node (relative; list items are transparent) that hold a safety
@@ -138,6 +96,74 @@ struct PolicyNode: Sendable {
         }
         for choice in choiceChildren {
             choice.node.collectGuardedPaths(prefix: prefix + [choice.prefix + "[x]"], safety: &safety, record: &record)
+        }
+    }
+}
+
+/// The mutable form of a ``PolicyNode`` while the policy is read.
+private struct PolicyNodeBuilder {
+    var rule: MergeRule?
+    var children: [String: PolicyNodeBuilder] = [:]
+    var choiceChildren: [(prefix: String, node: PolicyNodeBuilder)] = []
+    var isSafetyStatus = false
+    var guardsSafetyStatusBelow = false
+    var recordGuardBelow: MergeRule?
+    var keyPaths: [[[String]]] = []
+
+    mutating func insert(_ rule: MergeRule, at path: ArraySlice<String>) {
+        guard let name = path.first else {
+            self.rule = rule
+            if case .keyedList(let keys) = rule.strategy {
+                keyPaths = keys.map { alternative in alternative.map { $0.split(separator: ".").map(String.init) } }
+            }
+            return
+        }
+        updateChild(name) { $0.insert(rule, at: path.dropFirst()) }
+    }
+
+    mutating func markSafetyStatus(at path: ArraySlice<String>) {
+        guard let name = path.first else {
+            isSafetyStatus = true
+            return
+        }
+        updateChild(name) { $0.markSafetyStatus(at: path.dropFirst()) }
+    }
+
+    private mutating func updateChild(_ name: String, _ update: (inout PolicyNodeBuilder) -> Void) {
+        if name.hasSuffix("[x]") {
+            let prefix = String(name.dropLast(3))
+            if let index = choiceChildren.firstIndex(where: { $0.prefix == prefix }) {
+                update(&choiceChildren[index].node)
+            } else {
+                var node = PolicyNodeBuilder()
+                update(&node)
+                choiceChildren.append((prefix, node))
+            }
+        } else {
+            update(&children[name, default: PolicyNodeBuilder()])
+        }
+    }
+
+    mutating func computeSummaries() {
+        guardsSafetyStatusBelow = false
+        recordGuardBelow = nil
+        for name in children.keys.sorted() {
+            children[name]!.computeSummaries()
+            absorb(children[name]!)
+        }
+        for index in choiceChildren.indices {
+            choiceChildren[index].node.computeSummaries()
+            absorb(choiceChildren[index].node)
+        }
+    }
+
+    private mutating func absorb(_ child: PolicyNodeBuilder) {
+        guardsSafetyStatusBelow = guardsSafetyStatusBelow || child.isSafetyStatus || child.guardsSafetyStatusBelow
+        if recordGuardBelow == nil {
+            switch child.rule?.strategy {
+            case .neverAuto?, .statusMachine?: recordGuardBelow = child.rule
+            default: recordGuardBelow = child.recordGuardBelow
+            }
         }
     }
 }
