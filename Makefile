@@ -49,5 +49,10 @@ sandbox: deps-apt
 	$(SWIFT) build
 	"$$($(SWIFT) build --show-bin-path)/caresync" sandbox
 
+## bench: release build, then every benchmark area (or AREAS="merge …"); one table, bench-results.{json,md}.
+bench: deps-apt
+	$(SWIFT) build -c release --product caresync-bench
+	$(PYTHON) Benchmarks/run "$$($(SWIFT) build -c release --show-bin-path)/caresync-bench" $(AREAS)
+
 clean:
 	rm -rf .build
