@@ -48,6 +48,19 @@ struct MergePolicyTests {
         #expect(policy.rule(id: "encounter-period")?.strategy == .authority(owner: .origin))
     }
 
+    @Test("docs/clinical-safety.md has a row for every rule of the default policy and every safety rule")
+    func clinicalSafetyTableIsComplete() throws {
+        let page = try String(contentsOf: TestPaths.repositoryRoot.appendingPathComponent("docs/clinical-safety.md"), encoding: .utf8)
+        let rows = page.split(separator: "\n").filter { $0.hasPrefix("| `") }
+        let policy = MergePolicy.default
+        for id in [policy.defaultRule.id] + policy.rules.map(\.id) + SafetyRules.all.map(\.id) {
+            #expect(rows.contains { $0.hasPrefix("| `\(id)` |") }, "no row for \(id)")
+        }
+        for rule in policy.rules {
+            #expect(rows.contains { $0.hasPrefix("| `\(rule.id)` |") && $0.contains(rule.hazard) }, "the row for \(rule.id) does not quote its hazard")
+        }
+    }
+
     typealias Edit = @Sendable (inout JSON) -> Void
 
     /// One broken policy per error: what is changed in the default file.
