@@ -21,10 +21,10 @@ struct MergeCommand: ParsableCommand {
     @Option(name: .long, help: "The common ancestor (the last version synchronised); omit for a two-way merge.")
     var base: String?
 
-    @Option(name: .long, help: "The hub's current version.")
+    @Option(name: .long, help: "The hub's current version (required).")
     var ours: String?
 
-    @Option(name: .long, help: "The provider's new version.")
+    @Option(name: .long, help: "The provider's new version (required).")
     var theirs: String?
 
     @Option(name: .long, help: "A merge policy file (default: the embedded reviewed policy).")
