@@ -51,11 +51,11 @@ sandbox: deps-apt
 	$(SWIFT) build
 	"$$($(SWIFT) build --show-bin-path)/caresync" sandbox
 
-## bench: every benchmark in release mode, each next to a baseline measured in the same run.
+## bench: every benchmark (or AREAS="merge …") in release mode, each next to a baseline from the same run.
 bench: deps
 	@$(MAKE) --no-print-directory deps-apt APT_PACKAGES="$(BENCH_APT_PACKAGES)"
 	$(SWIFT) build -c release
-	CARESYNC_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" Benchmarks/run
+	CARESYNC_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" Benchmarks/run $(AREAS)
 
 clean:
 	rm -rf .build

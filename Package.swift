@@ -43,7 +43,13 @@ let package = Package(
         // MARK: Pure core (no I/O)
         .target(name: "FHIRJSON", swiftSettings: strictSettings),
         .target(name: "FHIRModel", dependencies: ["FHIRJSON"], swiftSettings: strictSettings),
-        .target(name: "MergeCore", dependencies: ["FHIRJSON", "FHIRModel"], swiftSettings: strictSettings),
+        .target(
+            name: "MergeCore",
+            dependencies: ["FHIRJSON", "FHIRModel"],
+            // Sources/MergeCore/merge-policy.json is a symlink to Schemas/merge-policy.json, the single source.
+            resources: [.embedInCode("merge-policy.json")],
+            swiftSettings: strictSettings
+        ),
 
         // MARK: I/O edges
         .target(
@@ -143,6 +149,14 @@ let package = Package(
             name: "CaresyncHTTPTests",
             dependencies: ["CaresyncHTTP", "CaresyncTestSupport"],
             exclude: ["Servers"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MergeCoreTests",
+            dependencies: [
+                "MergeCore", "FHIRJSON", "FHIRModel", "CaresyncTestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             swiftSettings: strictSettings
         ),
     ]

@@ -6,6 +6,7 @@ import Foundation
 
 /// Every benchmark area by name, in run order.
 let areas: [(name: String, run: () async throws -> Void)] = [
+    ("merge", { MergeBench.run() }),
     ("validate", { ValidateBench.run() }),
     ("http", { try await HTTPBench.run() }),
 ]
