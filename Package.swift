@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "StateStore",
             dependencies: [
-                "FHIRModel",
+                "FHIRModel", "COpenSSL",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strictSettings
