@@ -132,5 +132,20 @@ let package = Package(
         .target(name: "CaresyncTestSupport", path: "Tests/CaresyncTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "FHIRJSONTests", dependencies: ["FHIRJSON"], swiftSettings: strictSettings),
         .testTarget(name: "FHIRModelTests", dependencies: ["FHIRModel", "FHIRJSON"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "StateStoreTests",
+            dependencies: [
+                "StateStore", "FHIRModel", "CaresyncTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // A writer process the StateStore tests kill with SIGKILL (test-only).
+        .executableTarget(
+            name: "statestore-crash-child",
+            dependencies: ["StateStore", "FHIRModel"],
+            path: "Tests/StateStoreCrashChild",
+            swiftSettings: strictSettings
+        ),
     ]
 )

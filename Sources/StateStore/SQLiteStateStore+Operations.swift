@@ -250,13 +250,13 @@ extension SQLiteStateStore {
                 commit.identityLinks.map(\.peer) + commit.baseUpdates.map(\.peer) + commit.pushes.flatMap { [$0.peer] + $0.baseOwners }
                     + commit.conflicts.map(\.peer)
             )
+            let receipts = try commit.pushes.map { try tx.enqueue($0) }
+            let conflictIDs = try commit.conflicts.map { try tx.insertConflict($0) }
             for link in commit.identityLinks { try tx.link(link) }
             for update in commit.baseUpdates {
                 try tx.ensureRecord(update.recordKey, nhsNumber: nil)
                 try tx.setBase(peer: update.peer, recordKey: update.recordKey, content: update.content)
             }
-            let receipts = try commit.pushes.map { try tx.enqueue($0) }
-            let conflictIDs = try commit.conflicts.map { try tx.insertConflict($0) }
             for event in commit.audit { try tx.appendAudit(event) }
             return MergeCommitResult(pushes: receipts, conflictIDs: conflictIDs)
         }

@@ -129,6 +129,18 @@ public struct InboxItem: Sendable, Hashable {
     public var peer: String
     public var record: InboxRecord
     public var receivedAt: Int64
+
+    public init(
+        id: Int64,
+        peer: String,
+        record: InboxRecord,
+        receivedAt: Int64
+    ) {
+        self.id = id
+        self.peer = peer
+        self.record = record
+        self.receivedAt = receivedAt
+    }
 }
 
 /// What became of an inbox row.
@@ -174,6 +186,16 @@ public struct PeerIdentity: Sendable, Hashable {
     public var peer: String
     public var localID: String
     public var versionID: String?
+
+    public init(
+        peer: String,
+        localID: String,
+        versionID: String?
+    ) {
+        self.peer = peer
+        self.localID = localID
+        self.versionID = versionID
+    }
 }
 
 /// Everything the identity map knows about one record.
@@ -187,6 +209,18 @@ public struct RecordIdentity: Sendable, Hashable {
 
     /// The record's identity at `peer`.
     public func at(_ peer: String) -> PeerIdentity? { peers.first { $0.peer == peer } }
+
+    public init(
+        recordKey: GlobalKey,
+        keys: [GlobalKey],
+        nhsNumber: NHSNumber?,
+        peers: [PeerIdentity]
+    ) {
+        self.recordKey = recordKey
+        self.keys = keys
+        self.nhsNumber = nhsNumber
+        self.peers = peers
+    }
 }
 
 /// Sets the base (the content last synced between `peer` and the hub) of a record.
@@ -206,6 +240,14 @@ public struct BaseUpdate: Sendable, Hashable {
 public struct StoredBase: Sendable, Hashable {
     public var content: [UInt8]
     public var updatedAt: Int64
+
+    public init(
+        content: [UInt8],
+        updatedAt: Int64
+    ) {
+        self.content = content
+        self.updatedAt = updatedAt
+    }
 }
 
 // MARK: Outbox
@@ -263,6 +305,16 @@ public struct EnqueueReceipt: Sendable, Hashable {
     public var requestID: String
     /// The request id of an unsent push this one replaced (coalescing), if any.
     public var supersededRequestID: String?
+
+    public init(
+        itemID: Int64,
+        requestID: String,
+        supersededRequestID: String?
+    ) {
+        self.itemID = itemID
+        self.requestID = requestID
+        self.supersededRequestID = supersededRequestID
+    }
 }
 
 /// A queued push as stored.
@@ -277,6 +329,26 @@ public struct OutboxItem: Sendable, Hashable {
     /// Set while leased.
     public var leaseExpiresAt: Int64?
     public var lastError: String?
+
+    public init(
+        id: Int64,
+        requestID: String,
+        push: PushRequest,
+        attempts: Int,
+        enqueuedAt: Int64,
+        nextAttemptAt: Int64,
+        leaseExpiresAt: Int64?,
+        lastError: String?
+    ) {
+        self.id = id
+        self.requestID = requestID
+        self.push = push
+        self.attempts = attempts
+        self.enqueuedAt = enqueuedAt
+        self.nextAttemptAt = nextAttemptAt
+        self.leaseExpiresAt = leaseExpiresAt
+        self.lastError = lastError
+    }
 }
 
 /// A push handed to one worker until `leaseExpiresAt`; complete, fail or dead-letter it with this value.
@@ -284,6 +356,16 @@ public struct LeasedPush: Sendable, Hashable {
     public var item: OutboxItem
     public var leaseToken: String
     public var leaseExpiresAt: Int64
+
+    public init(
+        item: OutboxItem,
+        leaseToken: String,
+        leaseExpiresAt: Int64
+    ) {
+        self.item = item
+        self.leaseToken = leaseToken
+        self.leaseExpiresAt = leaseExpiresAt
+    }
 }
 
 /// What the target answered to a successful push.
@@ -315,6 +397,26 @@ public struct DeadLetter: Sendable, Hashable {
     /// The OperationOutcome text or other reason.
     public var reason: String
     public var deadAt: Int64
+
+    public init(
+        id: Int64,
+        requestID: String,
+        push: PushRequest,
+        attempts: Int,
+        enqueuedAt: Int64,
+        httpStatus: Int?,
+        reason: String,
+        deadAt: Int64
+    ) {
+        self.id = id
+        self.requestID = requestID
+        self.push = push
+        self.attempts = attempts
+        self.enqueuedAt = enqueuedAt
+        self.httpStatus = httpStatus
+        self.reason = reason
+        self.deadAt = deadAt
+    }
 }
 
 /// Which dead letters to retry.
@@ -329,6 +431,16 @@ public struct QueueListing: Sendable, Hashable {
     public var depth: Int
     public var oldestEnqueuedAt: Int64?
     public var items: [OutboxItem]
+
+    public init(
+        depth: Int,
+        oldestEnqueuedAt: Int64?,
+        items: [OutboxItem]
+    ) {
+        self.depth = depth
+        self.oldestEnqueuedAt = oldestEnqueuedAt
+        self.items = items
+    }
 }
 
 // MARK: Conflicts
@@ -401,6 +513,22 @@ public struct ConflictRecord: Sendable, Hashable {
     public var createdAt: Int64
     public var resolution: ConflictResolution?
     public var resolvedAt: Int64?
+
+    public init(
+        id: Int64,
+        state: State,
+        conflict: NewConflict,
+        createdAt: Int64,
+        resolution: ConflictResolution?,
+        resolvedAt: Int64?
+    ) {
+        self.id = id
+        self.state = state
+        self.conflict = conflict
+        self.createdAt = createdAt
+        self.resolution = resolution
+        self.resolvedAt = resolvedAt
+    }
 }
 
 // MARK: Audit
@@ -441,6 +569,18 @@ public struct AuditEntry: Sendable, Hashable {
     public var event: AuditEvent
     /// SHA-256 (hex) of the previous entry's hash and this entry's canonical content.
     public var hash: String
+
+    public init(
+        sequence: Int64,
+        at: Int64,
+        event: AuditEvent,
+        hash: String
+    ) {
+        self.sequence = sequence
+        self.at = at
+        self.event = event
+        self.hash = hash
+    }
 }
 
 /// The result of checking the audit hash chain.
@@ -485,6 +625,14 @@ public struct MergeCommit: Sendable {
 public struct MergeCommitResult: Sendable, Hashable {
     public var pushes: [EnqueueReceipt]
     public var conflictIDs: [Int64]
+
+    public init(
+        pushes: [EnqueueReceipt],
+        conflictIDs: [Int64]
+    ) {
+        self.pushes = pushes
+        self.conflictIDs = conflictIDs
+    }
 }
 
 // MARK: Status
@@ -501,4 +649,28 @@ public struct PeerStatus: Sendable, Hashable {
     public var lastSuccessAt: Int64?
     public var lastError: String?
     public var lastErrorAt: Int64?
+
+    public init(
+        peer: PeerDescriptor,
+        connectionState: ConnectionState,
+        queueDepth: Int,
+        oldestEnqueuedAt: Int64?,
+        deadLetters: Int,
+        openConflicts: Int,
+        cursors: [ResourceType: SyncCursor],
+        lastSuccessAt: Int64?,
+        lastError: String?,
+        lastErrorAt: Int64?
+    ) {
+        self.peer = peer
+        self.connectionState = connectionState
+        self.queueDepth = queueDepth
+        self.oldestEnqueuedAt = oldestEnqueuedAt
+        self.deadLetters = deadLetters
+        self.openConflicts = openConflicts
+        self.cursors = cursors
+        self.lastSuccessAt = lastSuccessAt
+        self.lastError = lastError
+        self.lastErrorAt = lastErrorAt
+    }
 }
