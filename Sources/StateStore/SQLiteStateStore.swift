@@ -156,6 +156,10 @@ public final class SQLiteStateStore: StateStoreProtocol {
             return closed
         }
         guard !wasClosed else { return }
+        if access != .reader {
+            // Fold the WAL into the database file on a clean stop, so the next start reads one file.
+            _ = try? pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        }
         try? pool.close()
         lock?.release()
     }

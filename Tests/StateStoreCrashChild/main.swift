@@ -6,7 +6,8 @@
 //         ENQ <requestID> <key> <seq> <supersededRequestID|->
 //         DONE <requestID>   FAIL <requestID>   DEAD <requestID>
 //   statestore-crash-child --dir D --mode batches
-//       enqueues batches of pushes for fresh records; each body names its batch and the batch size:
+//       enqueues 300 batches of pushes for fresh records, then idles (prints IDLE); each body names
+//       its batch and the batch size:
 //         BATCH <n> <size>
 //
 // Prints `READY <pid> <leasesReleased>` once the store is open. Pushes go to the peer `hub`.
@@ -79,7 +80,7 @@ do {
     switch arguments.mode {
     case "batches":
         var batch = 0
-        while true {
+        while batch < 300 {
             let size = Int.random(in: 1...40, using: &random)
             let pushes = (0..<size).map { index in
                 PushRequest(
@@ -93,7 +94,10 @@ do {
             _ = try await store.enqueue(pushes)
             emit("BATCH \(batch) \(size)")
             batch += 1
+            try await Task.sleep(for: .milliseconds(2))
         }
+        emit("IDLE")
+        while true { try await Task.sleep(for: .seconds(1)) }
     default:
         var sequence = arguments.incarnation * 1_000_000
         while true {

@@ -25,7 +25,7 @@ struct AuditChainTests {
     func tamper(_ fixture: StoreFixture, _ sql: String) throws {
         let raw = try DatabaseQueue(path: fixture.databasePath)
         try raw.writeWithoutTransaction { db in
-            try db.execute(sql: "DROP TRIGGER audit_append_only_update; DROP TRIGGER audit_append_only_delete")
+            try db.execute(sql: "DROP TRIGGER IF EXISTS audit_append_only_update; DROP TRIGGER IF EXISTS audit_append_only_delete")
             try db.execute(sql: sql)
         }
         try raw.close()

@@ -136,7 +136,9 @@ struct DurabilityTests {
         defer { reader.close() }
         var lastDepth = 0
         var growing = 0
-        for _ in 0..<60 {
+        var reads = 0
+        while reads < 20 || (!child.output.contains("IDLE") && reads < 2_000) {
+            reads += 1
             let listing = try await reader.queue(peer: "hub", limit: 1_000_000)
             #expect(listing.depth == listing.items.count, "depth counter and rows disagree within one snapshot")
             var batches: [Int: (count: Int, size: Int)] = [:]
@@ -151,7 +153,7 @@ struct DurabilityTests {
             lastDepth = listing.depth
             let status = try await reader.status()
             #expect(status.first?.queueDepth ?? 0 >= listing.depth)
-            try await Task.sleep(for: .milliseconds(5))
+            try await Task.sleep(for: .milliseconds(2))
         }
         #expect(growing > 1, "the writer was not running while the reader read")
         #expect(child.process.isRunning)
