@@ -49,5 +49,11 @@ sandbox: deps-apt
 	$(SWIFT) build
 	"$$($(SWIFT) build --show-bin-path)/caresync" sandbox
 
+## bench: release build, then every benchmark area (`make bench AREAS=queue` for one); BENCH lines as in
+## Benchmarks/README.md.
+bench: deps-apt
+	$(SWIFT) build -c release --product caresync-bench
+	"$$($(SWIFT) build -c release --show-bin-path)/caresync-bench" $(AREAS)
+
 clean:
 	rm -rf .build

@@ -124,7 +124,10 @@ let package = Package(
         // MARK: Benchmarks (`make bench`, release build)
         .executableTarget(
             name: "caresync-bench",
-            dependencies: ["FHIRJSON", "FHIRModel", "MergeCore", "CaresyncHTTP", "StateStore"],
+            dependencies: [
+                "FHIRJSON", "FHIRModel", "MergeCore", "CaresyncHTTP", "StateStore",
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
             swiftSettings: strictSettings
         ),
 

@@ -277,7 +277,7 @@ extension SQLiteStateStore {
             throw StateStoreError(.invalidArgument, "a lease needs a positive limit and duration")
         }
         return try await writeTransaction { tx in
-            let token = UUID().uuidString.lowercased()
+            let token = RequestID.make()
             let expiry = tx.now + durationMilliseconds
             // Due items (a leased item's next_attempt_at is its lease expiry) that are the oldest queued
             // push of their record: a record's later push never overtakes an earlier one.
@@ -312,7 +312,7 @@ extension SQLiteStateStore {
     public func complete(_ push: LeasedPush, with completion: PushCompletion) async throws(StateStoreError) {
         try await writeTransaction { tx in
             let item = try Decode.outboxItem(try tx.leasedRow(push))
-            try tx.db.execute(sql: "DELETE FROM outbox WHERE id = ?", arguments: [item.id])
+            try tx.deleteOutbox(id: item.id, peer: item.push.peer)
             let key = item.push.recordKey
             try tx.ensureRecord(key, nhsNumber: item.push.nhsNumber)
             try tx.setIdentity(recordKey: key, peer: item.push.peer, localID: completion.localID, versionID: completion.versionID)
@@ -373,7 +373,7 @@ extension SQLiteStateStore {
                     """,
                 arguments: [httpStatus, reason, tx.now, item.id]
             )
-            try tx.db.execute(sql: "DELETE FROM outbox WHERE id = ?", arguments: [item.id])
+            try tx.deleteOutbox(id: item.id, peer: item.push.peer)
             try tx.appendAudit(
                 AuditEvent(
                     actor: tx.options.systemActor,

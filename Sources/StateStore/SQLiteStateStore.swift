@@ -257,7 +257,8 @@ public final class SQLiteStateStore: StateStoreProtocol {
         }
     }
 
-    /// Only the lock holder leases, so every lease in the file belongs to a process that has gone.
+    /// Only the lock holder leases, so every lease in the file belongs to a process that has gone. Also
+    /// recounts the per-peer queue depths.
     private static func releaseLeases(_ pool: DatabasePool, options: StoreOptions, path: String) throws -> Int {
         try pool.write { db in
             let now = options.clock.nowMilliseconds()
@@ -269,6 +270,8 @@ public final class SQLiteStateStore: StateStoreProtocol {
                 arguments: [now]
             )
             let released = db.changesCount
+            // Recount the queue depths (cheap over the outbox indexes), so a counter can never drift.
+            try db.execute(sql: "UPDATE peer SET queue_depth = (SELECT COUNT(*) FROM outbox WHERE outbox.peer = peer.name)")
             if released > 0 {
                 let context = TransactionContext(db: db, now: now, options: options)
                 try context.appendAudit(
@@ -293,7 +296,10 @@ public final class SQLiteStateStore: StateStoreProtocol {
         let options = self.options
         do {
             return try await pool.write { db in
-                try body(TransactionContext(db: db, now: options.clock.nowMilliseconds(), options: options))
+                let context = TransactionContext(db: db, now: options.clock.nowMilliseconds(), options: options)
+                let result = try body(context)
+                try context.finish()
+                return result
             }
         } catch {
             throw Self.translate(error, path: databasePath)

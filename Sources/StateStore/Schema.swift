@@ -24,7 +24,7 @@ enum Schema {
             last_success_at INTEGER,
             last_error TEXT,
             last_error_at INTEGER,
-            queue_depth INTEGER NOT NULL DEFAULT 0,  -- kept by the outbox triggers below
+            queue_depth INTEGER NOT NULL DEFAULT 0,  -- outbox rows of this peer: adjusted once per transaction, recounted at start
             updated_at INTEGER NOT NULL
         );
 
@@ -108,12 +108,6 @@ enum Schema {
         CREATE INDEX outbox_due ON outbox(peer, next_attempt_at);
         CREATE INDEX outbox_age ON outbox(peer, enqueued_at);
         CREATE INDEX outbox_leased ON outbox(lease_token) WHERE lease_token IS NOT NULL;
-        CREATE TRIGGER outbox_depth_insert AFTER INSERT ON outbox BEGIN
-            UPDATE peer SET queue_depth = queue_depth + 1 WHERE name = NEW.peer;
-        END;
-        CREATE TRIGGER outbox_depth_delete AFTER DELETE ON outbox BEGIN
-            UPDATE peer SET queue_depth = queue_depth - 1 WHERE name = OLD.peer;
-        END;
 
         CREATE TABLE dead_letter (
             id INTEGER PRIMARY KEY,                 -- the outbox id it had

@@ -9,6 +9,8 @@ final class TransactionContext {
     let now: Int64
     let options: StoreOptions
     private var auditHead: (sequence: Int64, hash: [UInt8])?
+    /// Outbox rows added (+) or removed (−) per peer in this transaction; applied by ``finish()``.
+    private var depthChanges: [String: Int] = [:]
 
     init(db: Database, now: Int64, options: StoreOptions) {
         self.db = db
@@ -16,11 +18,27 @@ final class TransactionContext {
         self.options = options
     }
 
+    /// Applies the per-peer queue depth changes: one UPDATE per peer per transaction instead of one
+    /// per row. Called by the store right before commit.
+    func finish() throws {
+        for (peer, change) in depthChanges where change != 0 {
+            try db.cachedStatement(sql: "UPDATE peer SET queue_depth = queue_depth + ? WHERE name = ?")
+                .execute(arguments: [change, peer])
+        }
+        depthChanges = [:]
+    }
+
+    /// Removes an outbox row (completed or dead-lettered; the caller audits it).
+    func deleteOutbox(id: Int64, peer: String) throws {
+        try db.cachedStatement(sql: "DELETE FROM outbox WHERE id = ?").execute(arguments: [id])
+        depthChanges[peer, default: 0] -= db.changesCount
+    }
+
     // MARK: Peers
 
     func requirePeers(_ names: some Sequence<String>) throws {
         for name in Set(names) {
-            let known = try Bool.fetchOne(db, sql: "SELECT 1 FROM peer WHERE name = ?", arguments: [name]) ?? false
+            let known = try Bool.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM peer WHERE name = ?"), arguments: [name]) ?? false
             guard known else {
                 throw StateStoreError(.notFound, "no peer named '\(name)' is registered")
             }
@@ -33,10 +51,11 @@ final class TransactionContext {
     /// audited), otherwise queues behind it.
     func enqueue(_ push: PushRequest) throws -> EnqueueReceipt {
         let recordKey = push.recordKey.description
-        let requestID = UUID().uuidString.lowercased()
+        let requestID = RequestID.make()
         let tail = try Row.fetchOne(
-            db,
-            sql: "SELECT id, request_id, attempts, lease_token FROM outbox WHERE peer = ? AND record_key = ? ORDER BY id DESC LIMIT 1",
+            try db.cachedStatement(
+                sql: "SELECT id, request_id, attempts, lease_token FROM outbox WHERE peer = ? AND record_key = ? ORDER BY id DESC LIMIT 1"
+            ),
             arguments: [push.peer, recordKey]
         )
         if let tail, (tail[2] as Int64) == 0, (tail[3] as String?) == nil {
@@ -64,21 +83,28 @@ final class TransactionContext {
             )
             return EnqueueReceipt(itemID: id, requestID: requestID, supersededRequestID: superseded)
         }
-        let id = try insertOutbox(push, requestID: requestID, attempts: 0, enqueuedAt: now)
+        let id = try insertOutbox(push, recordKey: recordKey, requestID: requestID, attempts: 0, enqueuedAt: now)
         return EnqueueReceipt(itemID: id, requestID: requestID, supersededRequestID: nil)
     }
 
-    func insertOutbox(_ push: PushRequest, requestID: String, attempts: Int, enqueuedAt: Int64) throws -> Int64 {
+    func insertOutbox(
+        _ push: PushRequest,
+        recordKey: String? = nil,
+        requestID: String,
+        attempts: Int,
+        enqueuedAt: Int64
+    ) throws -> Int64 {
         try db.cachedStatement(sql: """
             INSERT INTO outbox (request_id, peer, record_key, nhs_number, operation, local_id, if_match, body,
                 base_owners, attempts, enqueued_at, next_attempt_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """
         ).execute(arguments: [
-            requestID, push.peer, push.recordKey.description, push.nhsNumber?.digits, push.operation.rawValue,
-            push.localID, push.ifMatchVersion, Data(push.body), push.baseOwners.joined(separator: "\n"),
-            attempts, enqueuedAt, now,
+            requestID, push.peer, recordKey ?? push.recordKey.description, push.nhsNumber?.digits,
+            push.operation.rawValue, push.localID, push.ifMatchVersion, Data(push.body),
+            push.baseOwners.joined(separator: "\n"), attempts, enqueuedAt, now,
         ])
+        depthChanges[push.peer, default: 0] += 1
         return db.lastInsertedRowID
     }
 
@@ -86,8 +112,7 @@ final class TransactionContext {
     func leasedRow(_ push: LeasedPush) throws -> Row {
         guard
             let row = try Row.fetchOne(
-                db,
-                sql: "SELECT \(Columns.outbox) FROM outbox WHERE id = ? AND lease_token = ?",
+                try db.cachedStatement(sql: "SELECT \(Columns.outbox) FROM outbox WHERE id = ? AND lease_token = ?"),
                 arguments: [push.item.id, push.leaseToken]
             )
         else {
@@ -201,7 +226,7 @@ final class TransactionContext {
         let head: (sequence: Int64, hash: [UInt8])
         if let cached = auditHead {
             head = cached
-        } else if let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") {
+        } else if let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")) {
             head = (row[0], [UInt8](row[1] as Data))
         } else {
             head = (0, AuditChain.genesis)
@@ -227,5 +252,31 @@ final class TransactionContext {
             content.nhsNumber, content.requestID, content.detail, Data(head.hash), Data(hash),
         ])
         auditHead = (content.sequence, hash)
+    }
+}
+
+/// `X-Request-ID` values: random (version 4) UUIDs in lower-case text.
+enum RequestID {
+    static func make() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for index in stride(from: 0, to: 16, by: 8) {
+            var word = generator.next()
+            for offset in 0..<8 {
+                bytes[index + offset] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+            }
+        }
+        bytes[6] = (bytes[6] & 0x0F) | 0x40
+        bytes[8] = (bytes[8] & 0x3F) | 0x80
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(36)
+        for (index, byte) in bytes.enumerated() {
+            if index == 4 || index == 6 || index == 8 || index == 10 { text.append(UInt8(ascii: "-")) }
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 }
