@@ -208,6 +208,19 @@ extension SQLiteStateStore {
         )
     }
 
+    public func peersHolding(nhsNumber: NHSNumber) async throws(StateStoreError) -> [String] {
+        try await readTransaction { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT DISTINCT i.peer FROM record r JOIN identity i ON i.record_key = r.record_key
+                    WHERE r.nhs_number = ? ORDER BY i.peer
+                    """,
+                arguments: [nhsNumber.digits]
+            )
+        }
+    }
+
     public func base(peer: String, recordKey: GlobalKey) async throws(StateStoreError) -> StoredBase? {
         try await readTransaction { db in
             try Row.fetchOne(

@@ -42,6 +42,7 @@ enum Schema {
             nhs_number TEXT,
             created_at INTEGER NOT NULL
         ) WITHOUT ROWID;
+        CREATE INDEX record_patient ON record(nhs_number) WHERE nhs_number IS NOT NULL;
 
         CREATE TABLE record_alias (
             alias_key TEXT PRIMARY KEY NOT NULL,

@@ -39,6 +39,8 @@ public protocol StateStoreProtocol: Sendable {
     /// The record that `peer` holds as `resourceType/localID`, or `nil`.
     func identity(peer: String, resourceType: ResourceType, localID: String) async throws(StateStoreError)
         -> RecordIdentity?
+    /// The peers the identity map links to at least one record of the patient (fan-out targets).
+    func peersHolding(nhsNumber: NHSNumber) async throws(StateStoreError) -> [String]
     /// The content last synced between `peer` and the hub for the record.
     func base(peer: String, recordKey: GlobalKey) async throws(StateStoreError) -> StoredBase?
 

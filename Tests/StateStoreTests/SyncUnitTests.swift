@@ -105,6 +105,8 @@ struct SyncUnitTests {
         #expect(Set(byAlias.keys) == [businessKey, minted])
         #expect(try await store.identity(peer: "trust-a", resourceType: .carePlan, localID: "a")?.recordKey == businessKey)
         #expect(try await store.audit(nhsNumber: patientA, since: nil, limit: 10).map(\.event.action) == ["merged"])
+        #expect(try await store.peersHolding(nhsNumber: patientA) == ["trust-a"])
+        #expect(try await store.peersHolding(nhsNumber: patientB).isEmpty)
 
         // An inbox row is merged once.
         #expect(await storeError { _ = try await store.commitMerge(commit) }?.code == .invalidArgument)
