@@ -65,7 +65,7 @@ let package = Package(
         .target(
             name: "StateStore",
             dependencies: [
-                "FHIRModel",
+                "FHIRModel", "COpenSSL",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strictSettings
@@ -130,7 +130,10 @@ let package = Package(
         // MARK: Benchmarks (`make bench`, release build)
         .executableTarget(
             name: "caresync-bench",
-            dependencies: ["FHIRJSON", "FHIRModel", "MergeCore", "CaresyncHTTP", "StateStore"],
+            dependencies: [
+                "FHIRJSON", "FHIRModel", "MergeCore", "CaresyncHTTP", "StateStore",
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
             swiftSettings: strictSettings
         ),
 
@@ -157,6 +160,21 @@ let package = Package(
                 "MergeCore", "FHIRJSON", "FHIRModel", "CaresyncTestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "StateStoreTests",
+            dependencies: [
+                "StateStore", "FHIRModel", "CaresyncTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // A writer process the StateStore tests kill with SIGKILL (test-only).
+        .executableTarget(
+            name: "statestore-crash-child",
+            dependencies: ["StateStore", "FHIRModel"],
+            path: "Tests/StateStoreCrashChild",
             swiftSettings: strictSettings
         ),
     ]

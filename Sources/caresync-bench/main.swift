@@ -8,6 +8,7 @@ import Foundation
 let areas: [(name: String, run: () async throws -> Void)] = [
     ("merge", { MergeBench.run() }),
     ("validate", { ValidateBench.run() }),
+    ("queue", { try await QueueBench.run() }),
     ("http", { try await HTTPBench.run() }),
 ]
 
