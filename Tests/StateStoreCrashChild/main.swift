@@ -6,8 +6,8 @@
 //         ENQ <requestID> <key> <seq> <supersededRequestID|->
 //         DONE <requestID>   FAIL <requestID>   DEAD <requestID>
 //   statestore-crash-child --dir D --mode batches
-//       enqueues 300 batches of pushes for fresh records, then idles (prints IDLE); each body names
-//       its batch and the batch size:
+//       enqueues batches of pushes for fresh records until killed; each body names its batch and the
+//       batch size:
 //         BATCH <n> <size>
 //
 // Prints `READY <pid> <leasesReleased>` once the store is open. Pushes go to the peer `hub`.
@@ -80,7 +80,7 @@ do {
     switch arguments.mode {
     case "batches":
         var batch = 0
-        while batch < 300 {
+        while true {
             let size = Int.random(in: 1...40, using: &random)
             let pushes = (0..<size).map { index in
                 PushRequest(
@@ -94,10 +94,8 @@ do {
             _ = try await store.enqueue(pushes)
             emit("BATCH \(batch) \(size)")
             batch += 1
-            try await Task.sleep(for: .milliseconds(2))
+            try await Task.sleep(for: .milliseconds(5))
         }
-        emit("IDLE")
-        while true { try await Task.sleep(for: .seconds(1)) }
     default:
         var sequence = arguments.incarnation * 1_000_000
         while true {
