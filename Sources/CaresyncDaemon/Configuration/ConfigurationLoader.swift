@@ -44,6 +44,7 @@ public struct ConfigurationLoader: Sendable {
             throw ConfigurationError(problems: [.init(keyPath: "<file>", code: .unreadableFile, message: error.message)], file: filePath)
         }
         let walker = YAMLWalker(yaml: text)
+        guard walker.parsed else { throw ConfigurationError(problems: walker.problems, file: filePath) }
         var problems = walker.problems
 
         let variables = environment.filter { $0.key.hasPrefix(EnvironmentName.prefix.uppercased() + "_") }
@@ -313,6 +314,11 @@ private struct FieldReader {
     mutating func readTLS(at path: [KeyComponent]) -> TLSSettings? {
         var settings = TLSSettings()
         var valid = true
+        let certificateSet = isSet(path + [.key("clientCert")])
+        if certificateSet != isSet(path + [.key("clientKey")]) {
+            problem(path + [.key(certificateSet ? "clientKey" : "clientCert")], .missing, "tls.clientCert and tls.clientKey go together")
+            valid = false
+        }
         let files: [(String, WritableKeyPath<TLSSettings, FileReference?>)] = [
             ("caFile", \.caFile), ("clientCert", \.clientCertificate), ("clientKey", \.clientKey),
         ]

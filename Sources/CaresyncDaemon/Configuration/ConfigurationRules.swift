@@ -74,6 +74,7 @@ enum ConfigurationRules {
 
     static func peerProblems(_ peer: PeerConfiguration, at path: String) -> [ConfigurationProblem] {
         nameProblems(peer.name, at: path) + odsProblems(peer.ods, at: path) + authProblems(peer.auth, tls: peer.tls, at: path)
+            + tlsProblems(peer.tls, at: path)
     }
 
     static func nameProblems(_ name: String, at path: String) -> [ConfigurationProblem] {
@@ -107,11 +108,13 @@ enum ConfigurationRules {
                 problems.append(.init(keyPath: "\(path).auth.keyID", code: .invalidValue, message: "the key id is empty"))
             }
         }
-        if (tls.clientCertificate == nil) != (tls.clientKey == nil) {
-            let missing = tls.clientCertificate == nil ? "clientCert" : "clientKey"
-            problems.append(.init(keyPath: "\(path).tls.\(missing)", code: .missing, message: "tls.clientCert and tls.clientKey go together"))
-        }
         return problems
+    }
+
+    static func tlsProblems(_ tls: TLSSettings, at path: String) -> [ConfigurationProblem] {
+        guard (tls.clientCertificate == nil) != (tls.clientKey == nil) else { return [] }
+        let missing = tls.clientCertificate == nil ? "clientCert" : "clientKey"
+        return [.init(keyPath: "\(path).tls.\(missing)", code: .missing, message: "tls.clientCert and tls.clientKey go together")]
     }
 
     /// Names and ODS codes are unique across the hub and the providers; `nil` marks a value that could

@@ -187,6 +187,11 @@ public struct FileReference: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { written == path ? path : "\(written) (\(path))" }
+
+    /// Two references are equal when they name the same file, however written.
+    public static func == (lhs: FileReference, rhs: FileReference) -> Bool { lhs.path == rhs.path }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(path) }
 }
 
 /// Secret bytes (a token, a private key) that never print: `description` names only where they came from.

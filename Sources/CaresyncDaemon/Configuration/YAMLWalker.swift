@@ -14,6 +14,8 @@ struct YAMLWalker {
     private(set) var listCounts: [[KeyComponent]: Int] = [:]
     /// What is wrong with the file.
     private(set) var problems: [ConfigurationProblem] = []
+    /// Whether the text parsed as YAML (when not, ``problems`` holds the one parse error).
+    private(set) var parsed = true
     /// The mappings present in the file (`hub`, `providers[0].auth`, …).
     private(set) var mappingPaths: Set<[KeyComponent]> = []
 
@@ -24,6 +26,7 @@ struct YAMLWalker {
             root = try Yams.compose(yaml: text)
         } catch {
             problems.append(Self.problem(from: error))
+            parsed = false
             return
         }
         guard let root else { return }  // an empty file: every key takes its default
