@@ -153,10 +153,11 @@ public struct CaresyncLogHandler: LogHandler {
     }
 
     static func quoted(_ text: String) -> String {
-        let flat = singleLine(text)
-        let needsQuotes = flat.isEmpty || flat.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "," || $0 == "]" || $0 == "}" }
-        guard needsQuotes else { return flat }
-        return "\"" + flat.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        let needsQuotes =
+            text.isEmpty || text.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "," || $0 == "]" || $0 == "}" || $0.isNewline }
+        guard needsQuotes else { return text }
+        let escaped = text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        return "\"" + singleLine(escaped) + "\""
     }
 
     /// Newlines escaped so one event stays one line (journald splits on newlines).

@@ -133,6 +133,7 @@ public final class MetricsHTTPServer: Service, Sendable {
             guard count > 0 else { return .closed }
             received += buffer[0..<count]
             if let end = Self.firstRange(of: terminator, in: received) {
+                guard end <= Self.maximumRequestBytes else { return .tooLarge }
                 return .head(String(decoding: received[..<end], as: UTF8.self))
             }
             if received.count > Self.maximumRequestBytes { return .tooLarge }
@@ -186,6 +187,16 @@ public final class MetricsHTTPServer: Service, Sendable {
             offset += sent
         }
         shutdown(connection, Int32(SHUT_WR))
+        // Read what the client still sends (up to a limit) before closing, so unread input does not turn the
+        // close into a reset that destroys the response in flight.
+        var drained = 0
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while drained < 64 * 1024 {
+            let count = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            drained += count
+        }
     }
 
     // MARK: Binding
