@@ -8,10 +8,14 @@ PYTHON ?= python3
 # Debian packages the build, the tests and the benchmarks need.
 APT_PACKAGES := libcurl4-openssl-dev libssl-dev libsqlite3-dev pkg-config sqlite3 wrk openssl python3 systemd
 # Python packages the tests use as independent checkers (JSON Schema, FHIR R4 models).
-PY_PACKAGES := jsonschema fhirclient
-PY_MODULES := jsonschema fhirclient
+PY_PACKAGES := jsonschema fhirclient pyyaml cryptography
+PY_MODULES := jsonschema fhirclient yaml cryptography
 
-.PHONY: deps deps-apt deps-python build test sandbox bench clean
+.PHONY: deps deps-apt deps-python build test sandbox bench clean install
+
+# Where `make install` puts things (DESTDIR stages a package).
+PREFIX ?= /usr/local
+DESTDIR ?=
 
 ## deps: install missing system and Python packages (apt as root), or say exactly what to install.
 deps: deps-apt deps-python
@@ -48,6 +52,11 @@ test: deps
 sandbox: deps-apt
 	$(SWIFT) build
 	"$$($(SWIFT) build --show-bin-path)/caresync" sandbox
+
+## install: release build, then Deploy/install.sh (binary, systemd unit, /etc/caresync, docs); see docs/operations.md.
+install: deps-apt
+	$(SWIFT) build -c release --product caresync
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" Deploy/install.sh "$$($(SWIFT) build -c release --show-bin-path)/caresync"
 
 clean:
 	rm -rf .build
