@@ -2,6 +2,7 @@ import CaresyncDaemon
 import CaresyncTestSupport
 import Foundation
 import Logging
+import Prometheus
 import ServiceLifecycle
 import ServiceLifecycleTestKit
 import Synchronization
@@ -249,5 +250,80 @@ extension ConfigurationReloadService.Outcome {
     var isUnchanged: Bool {
         if case .unchanged = self { return true }
         return false
+    }
+}
+
+/// A stand-in for the sync engine (a later issue): reports ready, beats while it runs, and on shutdown
+/// drains only after checking that systemd was already told STOPPING=1.
+final class StandInEngine: Service, Sendable {
+    let operations: OperationalServices
+    let listener: NotifySocketListener
+    let stoppingSeenBeforeDrain = Atomic<Bool>(false)
+
+    init(operations: OperationalServices, listener: NotifySocketListener) {
+        self.operations = operations
+        self.listener = listener
+    }
+
+    func run() async throws {
+        try operations.notifier?.notify(.ready, .status("synced"))
+        await withGracefulShutdownHandler {
+            while !Task.isShuttingDownGracefully {
+                operations.health.heartbeat("sync", deadline: .seconds(3600))
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        } onGracefulShutdown: {}
+        // Draining: the notifier, last in the group, was told first.
+        let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+        while !listener.messages.contains("STOPPING=1") && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        stoppingSeenBeforeDrain.store(listener.messages.contains("STOPPING=1"), ordering: .relaxed)
+        operations.metrics.recordPush(peer: "hub", .succeeded)
+    }
+}
+
+@Suite("Operational services")
+struct OperationalServicesTests {
+    @Test("in a ServiceGroup: READY from the engine, watchdog pings, /metrics served, STOPPING=1 before the engine drains")
+    func serviceGroup() async throws {
+        let fixture = try ConfigurationFixture()
+        defer { fixture.directory.remove() }
+        let path = try fixture.directory.write("caresync.yaml", ConfigurationFixture.minimal + "\nmetrics: {listen: 127.0.0.1:0}\n")
+        let loader = ConfigurationLoader(filePath: path, environment: fixture.environment())
+        let configuration = try await loader.load()
+        let listener = try NotifySocketListener()
+        defer { listener.stop() }
+        let logs = LogCollector()
+        let level = LogLevelControl(.info)
+        let operations = try OperationalServices(
+            configuration: configuration, loader: loader, environment: ["NOTIFY_SOCKET": listener.address, "WATCHDOG_USEC": "100000"],
+            registry: PrometheusCollectorRegistry(), logLevel: level, logger: logs.logger(), status: { "queue 0" }, apply: { _ in })
+        let engine = StandInEngine(operations: operations, listener: listener)
+        let services = operations.services(around: [engine])
+        #expect(services.count == 4)
+        #expect(services.last is SystemdNotifyService)
+        let group = ServiceGroup(configuration: .init(services: services, logger: logs.logger()))
+        try await withThrowingTaskGroup { tasks in
+            tasks.addTask { try await group.run() }
+            try await listener.wait { $0.contains("READY=1\nSTATUS=synced") && $0.filter { $0 == "WATCHDOG=1" }.count >= 2 }
+            let port = try #require(operations.metricsServer?.boundAddress.port)
+            #expect(try await RawHTTPResponse.get(port: port, path: "/healthz").status == 200)
+
+            try fixture.directory.write("caresync.yaml", ConfigurationFixture.minimal + "\nmetrics: {listen: 127.0.0.1:0}\nlog: {level: debug}\n")
+            guard case .applied = await operations.reload.reload() else {
+                Issue.record("the reload was not applied")
+                return
+            }
+            #expect(level.level == .debug)
+            let scrape = try await RawHTTPResponse.get(port: port, path: "/metrics")
+            #expect(scrape.body.contains(#"caresync_config_reloads_total{outcome="applied"} 1"#))
+
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        let stoppingSeen = engine.stoppingSeenBeforeDrain.load(ordering: .relaxed)
+        #expect(stoppingSeen)
+        #expect(listener.messages.last == "STOPPING=1")
     }
 }
