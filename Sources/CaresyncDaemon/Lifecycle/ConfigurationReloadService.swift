@@ -12,6 +12,16 @@ public final class ConfigurationReloadService: Service, Sendable {
     /// Throwing refuses the new configuration.
     public typealias Apply = @Sendable (CaresyncConfiguration) async throws -> Void
 
+    /// What starts a reload.
+    public enum Trigger: Sendable {
+        /// SIGHUP (`systemctl reload`). libdispatch installs its handler the first time a signal is
+        /// trapped in a process; changing SIGHUP's disposition afterwards (`signal(SIGHUP, SIG_IGN)`)
+        /// silences it for good.
+        case hangupSignal
+        /// Each element of a stream (a control socket, a test).
+        case requests(AsyncStream<Void>)
+    }
+
     /// How a reload ended.
     public enum Outcome: Sendable {
         /// The new configuration is current.
@@ -29,6 +39,7 @@ public final class ConfigurationReloadService: Service, Sendable {
     private let notifier: SystemdNotifier?
     private let metrics: CaresyncMetrics?
     private let logger: Logger
+    private let trigger: Trigger
     private let state: Mutex<CaresyncConfiguration>
 
     /// - Parameters:
@@ -36,16 +47,19 @@ public final class ConfigurationReloadService: Service, Sendable {
     ///   - load: reads the configuration again (usually `loader.load`).
     ///   - notifier: `RELOADING=1` / `READY=1` go here when under systemd.
     ///   - metrics: counts reloads by outcome.
+    ///   - trigger: what starts a reload (SIGHUP by default).
     ///   - apply: puts a new configuration into effect.
     public init(
         initial: CaresyncConfiguration,
         load: @escaping @Sendable () async throws(ConfigurationError) -> CaresyncConfiguration,
         notifier: SystemdNotifier?,
         metrics: CaresyncMetrics? = nil,
+        trigger: Trigger = .hangupSignal,
         logger: Logger,
         apply: @escaping Apply
     ) {
         self.state = Mutex(initial)
+        self.trigger = trigger
         self.load = load
         self.notifier = notifier
         self.metrics = metrics
@@ -59,22 +73,29 @@ public final class ConfigurationReloadService: Service, Sendable {
         loader: ConfigurationLoader,
         notifier: SystemdNotifier?,
         metrics: CaresyncMetrics? = nil,
+        trigger: Trigger = .hangupSignal,
         logger: Logger,
         apply: @escaping Apply
     ) {
         self.init(
             initial: initial, load: { () async throws(ConfigurationError) in try await loader.load() }, notifier: notifier,
-            metrics: metrics, logger: logger, apply: apply)
+            metrics: metrics, trigger: trigger, logger: logger, apply: apply)
     }
 
     /// The configuration in effect.
     public var current: CaresyncConfiguration { state.withLock { $0 } }
 
-    /// Waits for SIGHUP and reloads on each, until graceful shutdown.
+    /// Waits for the trigger and reloads on each, until graceful shutdown.
     public func run() async throws {
-        let hangups = await UnixSignalsSequence(trapping: .sighup)
-        for await _ in hangups.cancelOnGracefulShutdown() {
-            await reload()
+        switch trigger {
+        case .hangupSignal:
+            for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+                await reload()
+            }
+        case .requests(let requests):
+            for await _ in requests.cancelOnGracefulShutdown() {
+                await reload()
+            }
         }
     }
 

@@ -34,6 +34,7 @@ public struct OperationalServices: Sendable {
     ///   - environment: `NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`.
     ///   - registry: the Prometheus registry the metrics go to and `/metrics` serves.
     ///   - logLevel: follows `log.level` on reload, when given.
+    ///   - reloadTrigger: what starts a reload (SIGHUP by default).
     ///   - status: the `systemctl status` line (queue depth, lag).
     ///   - apply: puts a reloaded configuration into effect in the engine; throwing refuses it.
     public init(
@@ -43,6 +44,7 @@ public struct OperationalServices: Sendable {
         registry: PrometheusCollectorRegistry,
         logLevel: LogLevelControl? = nil,
         logger: Logger,
+        reloadTrigger: ConfigurationReloadService.Trigger = .hangupSignal,
         status: @escaping @Sendable () -> String? = { nil },
         apply: @escaping ConfigurationReloadService.Apply
     ) throws(MetricsServerError) {
@@ -53,7 +55,7 @@ public struct OperationalServices: Sendable {
         self.health = health
         self.metrics = metrics
         self.reload = ConfigurationReloadService(
-            initial: configuration, loader: loader, notifier: notifier, metrics: metrics, logger: logger
+            initial: configuration, loader: loader, notifier: notifier, metrics: metrics, trigger: reloadTrigger, logger: logger
         ) { next in
             try await apply(next)
             logLevel?.level = next.log.level

@@ -44,11 +44,10 @@ public struct SystemdNotifyService: Service {
             try? await gracefulShutdown()
             return
         }
-        await withGracefulShutdownHandler {
-            try? await cancelWhenGracefulShutdown { try await self.loop(notifier) }
-        } onGracefulShutdown: {
-            self.send([.stopping], to: notifier)
-        }
+        // The loop ends only when shutdown (or cancellation) interrupts its sleep; STOPPING=1 follows it, so
+        // no ping can arrive after it.
+        try? await cancelWhenGracefulShutdown { try await self.loop(notifier) }
+        send([.stopping], to: notifier)
     }
 
     private func loop(_ notifier: SystemdNotifier) async throws {
