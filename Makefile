@@ -6,7 +6,9 @@ SWIFT ?= swift
 PYTHON ?= python3
 
 # Debian packages the build, the tests and the benchmarks need.
-APT_PACKAGES := libcurl4-openssl-dev libssl-dev libsqlite3-dev pkg-config sqlite3 wrk openssl python3 systemd
+APT_PACKAGES := libcurl4-openssl-dev libssl-dev libsqlite3-dev pkg-config sqlite3 wrk openssl python3 systemd nghttp2-server
+# Debian packages only `make bench` needs (nginx is the HTTP benchmark's endpoint).
+BENCH_APT_PACKAGES := nginx-light
 # Python packages the tests use as independent checkers (JSON Schema, FHIR R4 models).
 PY_PACKAGES := jsonschema fhirclient pyyaml cryptography
 PY_MODULES := jsonschema fhirclient yaml cryptography
@@ -52,6 +54,12 @@ test: deps
 sandbox: deps-apt
 	$(SWIFT) build
 	"$$($(SWIFT) build --show-bin-path)/caresync" sandbox
+
+## bench: every benchmark in release mode, each next to a baseline measured in the same run.
+bench: deps
+	@$(MAKE) --no-print-directory deps-apt APT_PACKAGES="$(BENCH_APT_PACKAGES)"
+	$(SWIFT) build -c release
+	CARESYNC_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" Benchmarks/run
 
 ## install: release build, then Deploy/install.sh (binary, systemd unit, /etc/caresync, docs); see docs/operations.md.
 install: deps-apt

@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "CaresyncDaemon",
             dependencies: [
-                "SyncEngine", "COpenSSL", "FHIRJSON", "FHIRModel",
+                "SyncEngine", "CaresyncHTTP", "COpenSSL", "FHIRJSON", "FHIRModel",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -139,17 +139,31 @@ let package = Package(
         // MARK: Tests
         .target(name: "CaresyncTestSupport", path: "Tests/CaresyncTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "FHIRJSONTests", dependencies: ["FHIRJSON"], swiftSettings: strictSettings),
-        .testTarget(name: "FHIRModelTests", dependencies: ["FHIRModel", "FHIRJSON"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "FHIRModelTests", dependencies: ["FHIRModel", "FHIRJSON", "CaresyncTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ValidateCommandTests", dependencies: ["FHIRJSON", "CaresyncTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CaresyncHTTPTests",
+            dependencies: ["CaresyncHTTP", "CaresyncTestSupport"],
+            exclude: ["Servers"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "CaresyncDaemonTests",
             dependencies: [
-                "CaresyncDaemon", "CaresyncTestSupport", "FHIRJSON",
+                "CaresyncDaemon", "CaresyncHTTP", "CaresyncTestSupport", "FHIRJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
+            exclude: ["Servers"],
             swiftSettings: strictSettings
         ),
     ]

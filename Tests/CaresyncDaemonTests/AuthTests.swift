@@ -1,4 +1,5 @@
 import CaresyncDaemon
+import CaresyncHTTP
 import CaresyncTestSupport
 import FHIRJSON
 import Foundation
@@ -281,5 +282,62 @@ struct AuthTests {
         #expect(tokens.provider(for: "hub") as? OAuth2ClientCredentialsTokenProvider !== hubProvider)
 
         #expect(throws: AuthError.self) { try PeerAccessTokens(configuration: configuration, transport: nil) }
+    }
+}
+
+/// The real exchange: the OAuth2 provider over the libcurl transport against a token endpoint written in
+/// Python that verifies the assertion on its own.
+@Suite("OAuth2 token exchange over HTTP")
+struct TokenExchangeTests {
+    @Test("a token is issued for a valid assertion, refused for a wrong client, and an absent endpoint is retriable")
+    func exchange() async throws {
+        let directory = try TemporaryDirectory(prefix: "caresync-token")
+        defer { directory.remove() }
+        let key = try TestKeys.rsa(in: directory, name: "client.pem")
+        let script = TestPaths.repositoryRoot.appendingPathComponent("Tests/CaresyncDaemonTests/Servers/token_endpoint.py").path
+        let python = try #require(Tool.find("python3"))
+        let server = try ChildProcess(executable: URL(fileURLWithPath: python), arguments: [script, key.path + ".pub", "caresync-client"])
+        let listening = try await server.waitForLine { $0.hasPrefix("listening ") }
+        let port = try #require(Int(listening.dropFirst("listening ".count)))
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        let transport = HTTPTokenEndpointTransport(client: client)
+
+        func provider(clientID: String) throws -> OAuth2ClientCredentialsTokenProvider {
+            let settings = OAuth2ClientCredentialsSettings(
+                tokenURL: try PeerURL("http://127.0.0.1:\(port)/token"), clientID: clientID,
+                privateKey: SecretValue(bytes: Array(try Data(contentsOf: key)), origin: key.path), scope: "system/CarePlan.write")
+            return try OAuth2ClientCredentialsTokenProvider(settings: settings, tls: TLSSettings(), transport: transport)
+        }
+
+        let good = try provider(clientID: "caresync-client")
+        #expect(try await good.accessToken()?.value == "issued-token-1")
+        #expect(try await good.accessToken()?.value == "issued-token-1", "cached")
+        await good.invalidate()
+        #expect(try await good.accessToken()?.value == "issued-token-2", "a fresh assertion (new jti) is accepted")
+        _ = try await server.waitForLine { $0 == "token request: ok" }
+
+        let stranger = try provider(clientID: "someone-else")
+        do {
+            _ = try await stranger.accessToken()
+            Issue.record("a token was issued to the wrong client")
+        } catch {
+            #expect(error.code == .tokenRejected)
+            #expect(error.httpStatus == 401)
+            #expect(error.message.contains("invalid_client"))
+            #expect(!error.isRetriable)
+        }
+        #expect(server.output.filter { $0 == "token request: ok" }.count == 2, "\(server.output)")
+
+        server.send(SIGKILL)
+        _ = try await server.waitForExit()
+        await good.invalidate()
+        do {
+            _ = try await good.accessToken()
+            Issue.record("a token came from a stopped endpoint")
+        } catch {
+            #expect(error.code == .tokenEndpointUnavailable)
+            #expect(error.isRetriable)
+        }
     }
 }

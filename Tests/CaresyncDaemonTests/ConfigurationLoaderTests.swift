@@ -1,4 +1,5 @@
 import CaresyncDaemon
+import CaresyncHTTP
 import CaresyncTestSupport
 import FHIRModel
 import Foundation

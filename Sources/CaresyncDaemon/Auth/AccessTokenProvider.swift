@@ -83,6 +83,8 @@ public struct AuthError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let signingFailed = Code(rawValue: "signing-failed")
         /// The token endpoint could not be reached, or answered 429 / 5xx.
         public static let tokenEndpointUnavailable = Code(rawValue: "token-endpoint-unavailable")
+        /// The token endpoint cannot be reached in a way waiting will not fix (TLS verification, pinning).
+        public static let tokenEndpointFailed = Code(rawValue: "token-endpoint-failed")
         /// The token endpoint refused the request (4xx).
         public static let tokenRejected = Code(rawValue: "token-rejected")
         /// The token endpoint's answer is not a usable token response.

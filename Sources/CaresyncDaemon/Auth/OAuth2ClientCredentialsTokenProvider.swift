@@ -107,6 +107,8 @@ public actor OAuth2ClientCredentialsTokenProvider: AccessTokenProvider {
         let response: TokenEndpointResponse
         do {
             response = try await transport.postForm(to: settings.tokenURL, body: body, tls: tls)
+        } catch let error as AuthError {
+            throw error
         } catch {
             throw AuthError(.tokenEndpointUnavailable, "the token endpoint \(settings.tokenURL) could not be reached: \(error)")
         }

@@ -1,3 +1,4 @@
+public import CaresyncHTTP
 public import FHIRModel
 public import Logging
 
@@ -238,7 +239,7 @@ public struct TLSSettings: Sendable, Equatable {
     public var clientKey: FileReference?
     /// `pinnedPublicKey`: the peer's public key pinned, as libcurl's `CURLOPT_PINNEDPUBLICKEY` takes it.
     public var pinnedPublicKey: PinnedPublicKey?
-    /// `minVersion`: the lowest TLS version accepted (1.2 or 1.3; nothing lower exists here).
+    /// `minVersion`: the lowest TLS version accepted (`"1.2"` or `"1.3"`; nothing lower exists).
     public var minimumVersion: TLSVersion
 
     public init(
@@ -254,14 +255,29 @@ public struct TLSSettings: Sendable, Equatable {
         self.pinnedPublicKey = pinnedPublicKey
         self.minimumVersion = minimumVersion
     }
+
+    /// The transport's settings for requests to this peer.
+    public var httpConfiguration: TLSConfiguration {
+        TLSConfiguration(
+            caFile: caFile?.path, clientCertificateFile: clientCertificate?.path, clientKeyFile: clientKey?.path,
+            pinnedPublicKey: pinnedPublicKey?.curlValue, minimumVersion: minimumVersion)
+    }
 }
 
-/// The lowest TLS version a peer connection accepts.
-public enum TLSVersion: String, Sendable, Equatable, CaseIterable, Comparable {
-    case v1_2 = "1.2"
-    case v1_3 = "1.3"
+extension TLSVersion {
+    /// The version as the configuration writes it: `1.2`, `1.3`.
+    public var configurationValue: String {
+        switch self {
+        case .v1_2: "1.2"
+        case .v1_3: "1.3"
+        }
+    }
 
-    public static func < (lhs: TLSVersion, rhs: TLSVersion) -> Bool { lhs.rawValue < rhs.rawValue }
+    /// The version written `text` in the configuration.
+    public init?(configurationValue text: String) {
+        guard let version = TLSVersion.allCases.first(where: { $0.configurationValue == text }) else { return nil }
+        self = version
+    }
 }
 
 /// A pinned public key: `sha256//<base64>` hashes (`;`-separated) or a PEM/DER public key file.

@@ -1,3 +1,4 @@
+import CaresyncHTTP
 import Configuration
 import FHIRModel
 public import Foundation
@@ -337,7 +338,7 @@ private struct FieldReader {
             if let value = pinnedPublicKey(pinned, at: path + [.key("pinnedPublicKey")]) { settings.pinnedPublicKey = value } else { valid = false }
         }
         if let version = string(path + [.key("minVersion")]) {
-            if let value = TLSVersion(rawValue: version) {
+            if let value = TLSVersion(configurationValue: version) {
                 settings.minimumVersion = value
             } else {
                 problem(path + [.key("minVersion")], .invalidValue, "TLS \(version) is not accepted: the minimum is 1.2 or 1.3")

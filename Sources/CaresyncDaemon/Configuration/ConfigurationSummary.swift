@@ -1,3 +1,4 @@
+import CaresyncHTTP
 import FHIRModel
 
 /// A few lines describing a configuration for operators (`caresync check-config`): peers, sync
@@ -38,7 +39,7 @@ public enum ConfigurationSummary {
         case .oauth2ClientCredentials(let settings): auth += " (client \(settings.clientID), key from \(settings.privateKey.origin))"
         }
         guard peer.baseURL.scheme == "https" else { return auth + "; plain http (loopback)" }
-        var tls = ["TLS >= \(peer.tls.minimumVersion.rawValue)"]
+        var tls = ["TLS >= \(peer.tls.minimumVersion.configurationValue)"]
         if peer.tls.caFile != nil { tls.append("own CA") }
         if peer.tls.clientCertificate != nil { tls.append("client certificate") }
         if peer.tls.pinnedPublicKey != nil { tls.append("pinned key") }
