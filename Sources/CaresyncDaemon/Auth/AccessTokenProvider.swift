@@ -17,6 +17,7 @@ public struct AccessToken: Sendable, Equatable, CustomStringConvertible, CustomD
     /// When the token stops being valid, if known.
     public let expiresAt: Date?
 
+    /// A token and, when known, its expiry.
     public init(value: String, expiresAt: Date?) {
         self.value = value
         self.expiresAt = expiresAt
@@ -60,6 +61,7 @@ public struct AuthError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The token endpoint's HTTP status, when it answered.
     public let httpStatus: Int?
 
+    /// An error with its code, message and the endpoint's HTTP status.
     public init(_ code: Code, _ message: String, httpStatus: Int? = nil) {
         self.code = code
         self.message = message
@@ -96,6 +98,7 @@ public struct AuthError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// Auth `none` and `mtls`: requests carry no `Authorization` header.
 public struct NoAccessToken: AccessTokenProvider {
+    /// A new instance.
     public init() {}
     public func accessToken() async throws(AuthError) -> AccessToken? { nil }
     public func invalidate() async {}
@@ -129,6 +132,7 @@ public protocol WallClock: Sendable {
 
 /// The system's wall clock.
 public struct SystemWallClock: WallClock {
+    /// A new instance.
     public init() {}
     public func now() -> Date { Date() }
 }

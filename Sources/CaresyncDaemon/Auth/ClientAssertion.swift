@@ -17,6 +17,7 @@ public struct ClientAssertion: Sendable {
     /// How long the assertion is valid (clamped to ``maximumLifetime``).
     public var lifetime: Duration
 
+    /// An assertion for `clientID` at `audience`; `lifetime` is clamped to five minutes.
     public init(clientID: String, audience: String, keyID: String? = nil, lifetime: Duration = ClientAssertion.maximumLifetime) {
         self.clientID = clientID
         self.audience = audience

@@ -16,6 +16,7 @@ public struct TokenEndpointResponse: Sendable {
     /// The body (JSON for a well-behaved endpoint).
     public var body: [UInt8]
 
+    /// An answer with `status` and `body`.
     public init(status: Int, body: [UInt8]) {
         self.status = status
         self.body = body

@@ -85,6 +85,7 @@ public struct StateSettings: Sendable, Equatable {
         return "/var/lib/caresync"
     }
 
+    /// State in `path`.
     public init(path: String = "/var/lib/caresync") {
         self.path = path
     }
@@ -136,6 +137,7 @@ public struct PeerConfiguration: Sendable, Equatable {
     /// `tls`
     public var tls: TLSSettings
 
+    /// A peer; auth defaults to `none` and TLS to the system CA store, TLS 1.2 or later.
     public init(name: String, ods: String, baseURL: PeerURL, auth: AuthConfiguration = .none, tls: TLSSettings = TLSSettings()) {
         self.name = name
         self.ods = ods
@@ -155,6 +157,7 @@ public struct ProviderConfiguration: Sendable, Equatable {
     /// `scope`: which hub changes fan out to this provider.
     public var scope: FanOutScope
 
+    /// A provider reached as `peer`; fan-out defaults to the patients it holds.
     public init(peer: PeerConfiguration, mode: ProviderMode, scope: FanOutScope = .heldPatients) {
         self.peer = peer
         self.mode = mode
@@ -220,6 +223,7 @@ public struct OAuth2ClientCredentialsSettings: Sendable, Equatable {
     /// `scope`: the OAuth2 scope requested, if any.
     public var scope: String?
 
+    /// OAuth2 client-credentials settings.
     public init(tokenURL: PeerURL, clientID: String, privateKey: SecretValue, keyID: String? = nil, scope: String? = nil) {
         self.tokenURL = tokenURL
         self.clientID = clientID
@@ -242,6 +246,7 @@ public struct TLSSettings: Sendable, Equatable {
     /// `minVersion`: the lowest TLS version accepted (`"1.2"` or `"1.3"`; nothing lower exists).
     public var minimumVersion: TLSVersion
 
+    /// TLS settings; the defaults trust the system CA store and accept TLS 1.2 and later.
     public init(
         caFile: FileReference? = nil,
         clientCertificate: FileReference? = nil,
@@ -308,6 +313,7 @@ public struct MetricsSettings: Sendable, Equatable {
     /// The default address, `127.0.0.1:9464`.
     public static let defaultListen = ListenAddress(host: "127.0.0.1", port: 9464)
 
+    /// Metrics settings; the defaults serve on 127.0.0.1:9464.
     public init(enabled: Bool = true, listen: ListenAddress = MetricsSettings.defaultListen, allowNonLoopback: Bool = false) {
         self.enabled = enabled
         self.listen = listen
@@ -320,6 +326,7 @@ public struct LogSettings: Sendable, Equatable {
     /// `log.level`: trace, debug, info, notice, warning, error or critical.
     public var level: Logger.Level
 
+    /// Logging at `level`.
     public init(level: Logger.Level = .info) {
         self.level = level
     }

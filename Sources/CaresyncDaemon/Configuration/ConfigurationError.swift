@@ -9,6 +9,7 @@ public struct ConfigurationProblem: Sendable, Equatable, CustomStringConvertible
     /// The rule that was broken, in a sentence. Never contains a secret.
     public let message: String
 
+    /// A problem at `keyPath`.
     public init(keyPath: String, code: Code, message: String) {
         self.keyPath = keyPath
         self.code = code
@@ -17,9 +18,12 @@ public struct ConfigurationProblem: Sendable, Equatable, CustomStringConvertible
 
     /// A problem's code and message before it is placed under a key path.
     public struct Detail: Error, Sendable, Equatable {
+        /// What failed.
         public let code: Code
+        /// What happened, in a sentence.
         public let message: String
 
+        /// A problem's code and message.
         public init(_ code: Code, _ message: String) {
             self.code = code
             self.message = message
@@ -80,6 +84,7 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
     /// The configuration file, when one was read.
     public let file: String?
 
+    /// An error listing `problems` found in `file`.
     public init(problems: [ConfigurationProblem], file: String? = nil) {
         self.problems = problems
         self.file = file

@@ -24,6 +24,7 @@ public struct ConfigurationLoader: Sendable {
     /// Values from command-line options by key (`"state.path"` from `--state-dir`), above everything else.
     public var overrides: [String: String]
 
+    /// A loader for `filePath` under `environment`, with `overrides` from the command line.
     public init(
         filePath: String = ConfigurationLoader.defaultPath,
         environment: [String: String] = ProcessInfo.processInfo.environment,

@@ -24,6 +24,7 @@ public struct PeerURL: Sendable, Hashable, CustomStringConvertible {
     public struct Problem: Error, Sendable, Equatable {
         /// `invalid-url` or `insecure-url`.
         public let code: ConfigurationProblem.Code
+        /// What happened, in a sentence.
         public let message: String
     }
 
@@ -201,6 +202,7 @@ public struct SecretValue: Sendable, Equatable, CustomStringConvertible, CustomD
     /// Where it was read from (a path or a credential name), for messages.
     public let origin: String
 
+    /// A secret read from `origin`.
     public init(bytes: [UInt8], origin: String) {
         self.bytes = bytes
         self.origin = origin

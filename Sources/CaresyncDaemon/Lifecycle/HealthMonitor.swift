@@ -5,6 +5,7 @@ public struct HealthStatus: Sendable, Equatable {
     /// One line per failing or stalled component (`sync: no heartbeat for 95 s`).
     public var problems: [String]
 
+    /// A status with `problems` (none: healthy).
     public init(problems: [String] = []) {
         self.problems = problems
     }
@@ -28,6 +29,7 @@ public final class HealthMonitor: Sendable {
 
     private let components = Mutex<[String: Component]>([:])
 
+    /// A new instance.
     public init() {}
 
     /// `component` made progress; it is stalled if the next beat does not come within `deadline`.

@@ -105,6 +105,7 @@ public struct SystemdNotifier: Sendable {
 public struct SystemdNotifyError: Error, Sendable, CustomStringConvertible {
     /// Always `notify-failed`.
     public var code: String { "notify-failed" }
+    /// What happened, in a sentence.
     public let message: String
 
     init(_ message: String) {

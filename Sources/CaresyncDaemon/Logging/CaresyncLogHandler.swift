@@ -30,6 +30,7 @@ public enum LogFormat: Sendable, Equatable {
 public final class LogLevelControl: Sendable {
     private let value: Mutex<Logger.Level>
 
+    /// A control starting at `level`.
     public init(_ level: Logger.Level) {
         value = Mutex(level)
     }
@@ -81,6 +82,7 @@ public struct CaresyncLogHandler: LogHandler {
     private let redactor: PatientDataRedactor
     private var explicitLevel: Logger.Level?
 
+    /// A handler for the logger `label`, writing `format` lines to `output` at `control`'s level.
     public init(
         label: String,
         format: LogFormat,

@@ -19,6 +19,7 @@ public struct PatientDataRedactor: Sendable {
     /// The replacement for a patient field's value.
     public static let redacted = "<redacted>"
 
+    /// A new instance.
     public init() {}
 
     /// `text` with every NHS-number-shaped run masked.

@@ -22,16 +22,27 @@ public import Prometheus
 public struct CaresyncMetrics: Sendable {
     /// The metric names.
     public enum Name {
+        /// Pushes waiting per peer (gauge).
         public static let outboxDepth = "caresync_outbox_depth"
+        /// Age of the oldest waiting push per peer, seconds (gauge).
         public static let outboxOldestAge = "caresync_outbox_oldest_age_seconds"
+        /// Dead letters held per peer (gauge).
         public static let deadLetters = "caresync_dead_letters"
+        /// Push attempts by peer and outcome (counter).
         public static let pushes = "caresync_pushes_total"
+        /// Pulls by peer, type and outcome (counter).
         public static let pulls = "caresync_pulls_total"
+        /// Records pulled by peer and type (counter).
         public static let pulledRecords = "caresync_pulled_records_total"
+        /// Open conflicts per peer (gauge).
         public static let conflictsOpen = "caresync_conflicts_open"
+        /// How far the hub is behind each peer, seconds (gauge).
         public static let lag = "caresync_lag_seconds"
+        /// Merge latency by outcome (histogram).
         public static let mergeDuration = "caresync_merge_duration_seconds"
+        /// HTTP latency by peer, method and status class (histogram).
         public static let httpRequestDuration = "caresync_http_request_duration_seconds"
+        /// Configuration reloads by outcome (counter).
         public static let configReloads = "caresync_config_reloads_total"
     }
 

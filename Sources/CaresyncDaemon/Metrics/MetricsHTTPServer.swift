@@ -296,7 +296,9 @@ public struct MetricsServerError: Error, Sendable, CustomStringConvertible {
         case bind
     }
 
+    /// What failed.
     public let code: Code
+    /// What happened, in a sentence.
     public let message: String
 
     init(_ code: Code, _ message: String) {
