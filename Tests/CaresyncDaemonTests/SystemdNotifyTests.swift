@@ -310,6 +310,7 @@ struct OperationalServicesTests {
         let engine = StandInEngine(operations: operations, listener: listener)
         let services = operations.services(around: [engine])
         #expect(services.count == 4)
+        #expect(try await operations.tokens.provider(for: "hub")?.accessToken() == nil, "auth none sends no Authorization header")
         #expect(services.last is SystemdNotifyService)
         let group = ServiceGroup(configuration: .init(services: services, logger: logs.logger()))
         try await withThrowingTaskGroup { tasks in
@@ -331,5 +332,41 @@ struct OperationalServicesTests {
         let stoppingSeen = engine.stoppingSeenBeforeDrain.load(ordering: .relaxed)
         #expect(stoppingSeen)
         #expect(listener.messages.last == "STOPPING=1")
+    }
+
+    @Test("a reload re-reads bearer token files; when the engine refuses the new configuration the tokens stay as they were")
+    func tokensFollowReloads() async throws {
+        let fixture = try ConfigurationFixture()
+        defer { fixture.directory.remove() }
+        let base = ConfigurationFixture.minimal.replacingOccurrences(
+            of: "    mode: read-write\n    auth: {type: none}", with: "    mode: read-write\n    auth: {type: bearer, tokenFile: credentials/northfield-token}")
+        #expect(base != ConfigurationFixture.minimal)
+        let path = try fixture.directory.write("caresync.yaml", base + "\nmetrics: {enabled: false}\n")
+        let loader = ConfigurationLoader(filePath: path, environment: fixture.environment())
+        // Reloads are called directly here; the services never run.
+        let operations = try OperationalServices(
+            configuration: try await loader.load(), loader: loader, environment: [:], registry: PrometheusCollectorRegistry(),
+            logger: LogCollector().logger()
+        ) { next in
+            if next.sync.interval == .seconds(5) { throw CancellationError() }
+        }
+        #expect(operations.metricsServer == nil)
+        let tokenFile = fixture.directory.path("credentials/northfield-token")
+        #expect(try await operations.tokens.provider(for: "p1")?.accessToken()?.value == ConfigurationFixture.token)
+
+        try "rotated-token\n".write(to: tokenFile, atomically: true, encoding: .utf8)
+        try fixture.directory.write("caresync.yaml", base + "\nmetrics: {enabled: false}\nsync: {interval: 5s}\n")
+        guard case .failed = await operations.reload.reload() else {
+            Issue.record("the engine's refusal was not reported")
+            return
+        }
+        #expect(try await operations.tokens.provider(for: "p1")?.accessToken()?.value == ConfigurationFixture.token)
+
+        try fixture.directory.write("caresync.yaml", base + "\nmetrics: {enabled: false}\nsync: {interval: 10s}\n")
+        guard case .applied = await operations.reload.reload() else {
+            Issue.record("the reload was not applied")
+            return
+        }
+        #expect(try await operations.tokens.provider(for: "p1")?.accessToken()?.value == "rotated-token")
     }
 }

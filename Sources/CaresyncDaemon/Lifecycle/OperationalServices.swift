@@ -1,14 +1,18 @@
 public import Logging
 public import Prometheus
 public import ServiceLifecycle
+import Synchronization
 
 /// Everything the daemon runs around the sync engine, built from one configuration: the metrics endpoint,
-/// SIGHUP reload, the systemd notifier with its watchdog, the health monitor and the metric recorders.
+/// SIGHUP reload, the systemd notifier with its watchdog, the health monitor, the metric recorders and
+/// each peer's access-token provider.
 ///
 /// ```swift
 /// let operations = try OperationalServices(
-///     configuration: configuration, loader: loader, registry: registry, logLevel: logLevel, logger: logger,
+///     configuration: configuration, loader: loader, environment: environment, registry: registry,
+///     tokenTransport: HTTPTokenEndpointTransport(client: httpClient), logLevel: logLevel, logger: logger,
 ///     status: { engine.statusLine() }, apply: { try await engine.apply($0) })
+/// // requests to a peer: try await operations.tokens.provider(for: peer.name)?.accessToken()
 /// let group = ServiceGroup(configuration: .init(
 ///     services: operations.services(around: [engine]), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
 /// try await group.run()
@@ -27,37 +31,56 @@ public struct OperationalServices: Sendable {
     public let metricsServer: MetricsHTTPServer?
     /// `WATCHDOG=1`, `STATUS=…`, `STOPPING=1`.
     public let notifyService: SystemdNotifyService
+    /// The `Authorization` source of each peer, kept in step with reloads (a replaced token file is read
+    /// again; unchanged OAuth2 peers keep their cached token).
+    public let tokens: PeerAccessTokens
 
     /// - Parameters:
     ///   - configuration: the configuration the daemon starts with.
     ///   - loader: reads the configuration again on SIGHUP.
     ///   - environment: `NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`.
     ///   - registry: the Prometheus registry the metrics go to and `/metrics` serves.
+    ///   - tokenTransport: carries OAuth2 token requests (``HTTPTokenEndpointTransport``); `nil` only when
+    ///     no peer uses `oauth2-client-credentials`.
     ///   - logLevel: follows `log.level` on reload, when given.
     ///   - reloadTrigger: what starts a reload (SIGHUP by default).
     ///   - status: the `systemctl status` line (queue depth, lag).
-    ///   - apply: puts a reloaded configuration into effect in the engine; throwing refuses it.
+    ///   - apply: puts a reloaded configuration into effect in the engine; throwing refuses it (and the
+    ///     token providers go back to the running configuration).
+    /// - Throws: ``MetricsServerError`` when the metrics address cannot be bound, ``AuthError`` when a
+    ///   peer's credentials are unusable.
     public init(
         configuration: CaresyncConfiguration,
         loader: ConfigurationLoader,
         environment: [String: String],
         registry: PrometheusCollectorRegistry,
+        tokenTransport: (any TokenEndpointTransport)? = nil,
         logLevel: LogLevelControl? = nil,
         logger: Logger,
         reloadTrigger: ConfigurationReloadService.Trigger = .hangupSignal,
         status: @escaping @Sendable () -> String? = { nil },
         apply: @escaping ConfigurationReloadService.Apply
-    ) throws(MetricsServerError) {
+    ) throws {
         let notifier = SystemdNotifier(environment: environment)
         let health = HealthMonitor()
         let metrics = CaresyncMetrics(factory: CaresyncMetrics.prometheusFactory(registry: registry))
+        let tokens = try PeerAccessTokens(configuration: configuration, transport: tokenTransport)
+        let running = Mutex(configuration)
         self.notifier = notifier
         self.health = health
         self.metrics = metrics
+        self.tokens = tokens
         self.reload = ConfigurationReloadService(
             initial: configuration, loader: loader, notifier: notifier, metrics: metrics, trigger: reloadTrigger, logger: logger
         ) { next in
-            try await apply(next)
+            try tokens.apply(next)
+            do {
+                try await apply(next)
+            } catch {
+                try? tokens.apply(running.withLock { $0 })
+                throw error
+            }
+            running.withLock { $0 = next }
             logLevel?.level = next.log.level
         }
         if configuration.metrics.enabled {
