@@ -10,10 +10,14 @@ APT_PACKAGES := libcurl4-openssl-dev libssl-dev libsqlite3-dev pkg-config sqlite
 # Debian packages only `make bench` needs (nginx is the HTTP benchmark's endpoint).
 BENCH_APT_PACKAGES := nginx-light
 # Python packages the tests use as independent checkers (JSON Schema, FHIR R4 models).
-PY_PACKAGES := jsonschema fhirclient
-PY_MODULES := jsonschema fhirclient
+PY_PACKAGES := jsonschema fhirclient pyyaml cryptography
+PY_MODULES := jsonschema fhirclient yaml cryptography
 
-.PHONY: deps deps-apt deps-python build test sandbox bench clean
+.PHONY: deps deps-apt deps-python build test sandbox bench clean install
+
+# Where `make install` puts things (DESTDIR stages a package).
+PREFIX ?= /usr/local
+DESTDIR ?=
 
 ## deps: install missing system and Python packages (apt as root), or say exactly what to install.
 deps: deps-apt deps-python
@@ -56,6 +60,11 @@ bench: deps
 	@$(MAKE) --no-print-directory deps-apt APT_PACKAGES="$(BENCH_APT_PACKAGES)"
 	$(SWIFT) build -c release
 	CARESYNC_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" Benchmarks/run $(AREAS)
+
+## install: release build, then Deploy/install.sh (binary, systemd unit, /etc/caresync, docs); see docs/operations.md.
+install: deps-apt
+	$(SWIFT) build -c release --product caresync
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" Deploy/install.sh "$$($(SWIFT) build -c release --show-bin-path)/caresync"
 
 clean:
 	rm -rf .build

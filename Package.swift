@@ -26,6 +26,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["YAML"]),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        // Already in the graph through swift-configuration's YAML trait; named here so the config loader
+        // can walk the parsed YAML itself (unknown keys, key paths in errors).
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // FilePath, which swift-configuration's file providers take.
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // MARK: C system libraries
@@ -84,12 +89,15 @@ let package = Package(
         .target(
             name: "CaresyncDaemon",
             dependencies: [
-                "SyncEngine", "COpenSSL",
+                "SyncEngine", "CaresyncHTTP", "COpenSSL", "FHIRJSON", "FHIRModel",
                 .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
@@ -175,6 +183,19 @@ let package = Package(
             name: "statestore-crash-child",
             dependencies: ["StateStore", "FHIRModel"],
             path: "Tests/StateStoreCrashChild",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CaresyncDaemonTests",
+            dependencies: [
+                "CaresyncDaemon", "CaresyncHTTP", "CaresyncTestSupport", "FHIRJSON",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
+            exclude: ["Servers"],
             swiftSettings: strictSettings
         ),
     ]
