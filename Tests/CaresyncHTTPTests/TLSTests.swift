@@ -72,8 +72,11 @@ struct TLSTests {
 
         let request = HTTPRequest(url: server.https("/echo"), tls: TLSConfiguration(caFile: pki.caFile))
         let error = try #require(await expectHTTPError { () async throws(HTTPError) in try await client.send(request) })
-        #expect(error.code == .clientCertificateRejected)
-        #expect(!error.isRetriable)
+        // TLS 1.3 sends the refusal after the client's side of the handshake is done: usually the client
+        // reads the "certificate required" alert, but when the server's close races the client's first
+        // write, libcurl sees only a broken connection. Either way the request never reaches the server.
+        #expect([.clientCertificateRejected, .sendFailed, .receiveFailed].contains(error.code), "\(error)")
+        #expect(error.code != .clientCertificateRejected || !error.isRetriable)
         try await server.waitForEvent { $0.hasPrefix("TLSFAIL ") }
         #expect(server.events("REQUEST").count == 1)
     }

@@ -79,6 +79,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         super().setup()
 
     def handle(self):
+        if self.tls_failed:
+            # Lingering close, as production servers do: closing with the client's request still unread
+            # makes the kernel send a reset, which discards the TLS alert before the client reads it.
+            try:
+                self.request.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            wait_for_peer_close(self.request, limit=2)
+            return
         if not self.tls_failed:
             try:
                 super().handle()
