@@ -6,12 +6,18 @@ SWIFT ?= swift
 PYTHON ?= python3
 
 # Debian packages the build, the tests and the benchmarks need.
-APT_PACKAGES := libcurl4-openssl-dev libssl-dev libsqlite3-dev pkg-config sqlite3 wrk openssl python3 systemd
+APT_PACKAGES := libcurl4-openssl-dev libssl-dev libsqlite3-dev pkg-config sqlite3 wrk openssl python3 systemd nghttp2-server
+# Debian packages only `make bench` needs (nginx is the HTTP benchmark's endpoint).
+BENCH_APT_PACKAGES := nginx-light
 # Python packages the tests use as independent checkers (JSON Schema, FHIR R4 models).
-PY_PACKAGES := jsonschema fhirclient
-PY_MODULES := jsonschema fhirclient
+PY_PACKAGES := jsonschema fhirclient pyyaml cryptography
+PY_MODULES := jsonschema fhirclient yaml cryptography
 
-.PHONY: deps deps-apt deps-python build test sandbox bench bench-store clean
+.PHONY: deps deps-apt deps-python build test sandbox bench clean install
+
+# Where `make install` puts things (DESTDIR stages a package).
+PREFIX ?= /usr/local
+DESTDIR ?=
 
 ## deps: install missing system and Python packages (apt as root), or say exactly what to install.
 deps: deps-apt deps-python
@@ -49,10 +55,16 @@ sandbox: deps-apt
 	$(SWIFT) build
 	"$$($(SWIFT) build --show-bin-path)/caresync" sandbox
 
-## bench-store: the caresync-store benchmark (release build, wrk and a bulk loader): BENCH lines on stdout.
-bench-store: deps-apt
-	$(SWIFT) build -c release --product caresync-store
-	$(PYTHON) Benchmarks/store/bench.py --store "$$($(SWIFT) build -c release --show-bin-path)/caresync-store"
+## bench: every benchmark (or AREAS="merge …") in release mode, each next to a baseline from the same run.
+bench: deps
+	@$(MAKE) --no-print-directory deps-apt APT_PACKAGES="$(BENCH_APT_PACKAGES)"
+	$(SWIFT) build -c release
+	CARESYNC_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" Benchmarks/run $(AREAS)
+
+## install: release build, then Deploy/install.sh (binary, systemd unit, /etc/caresync, docs); see docs/operations.md.
+install: deps-apt
+	$(SWIFT) build -c release --product caresync
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" Deploy/install.sh "$$($(SWIFT) build -c release --show-bin-path)/caresync"
 
 clean:
 	rm -rf .build

@@ -28,6 +28,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        // Already in the graph through swift-configuration's YAML trait; named here so the config loader
+        // can walk the parsed YAML itself (unknown keys, key paths in errors).
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // FilePath, which swift-configuration's file providers take.
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // MARK: C system libraries
@@ -45,7 +50,13 @@ let package = Package(
         // MARK: Pure core (no I/O)
         .target(name: "FHIRJSON", swiftSettings: strictSettings),
         .target(name: "FHIRModel", dependencies: ["FHIRJSON"], swiftSettings: strictSettings),
-        .target(name: "MergeCore", dependencies: ["FHIRJSON", "FHIRModel"], swiftSettings: strictSettings),
+        .target(
+            name: "MergeCore",
+            dependencies: ["FHIRJSON", "FHIRModel"],
+            // Sources/MergeCore/merge-policy.json is a symlink to Schemas/merge-policy.json, the single source.
+            resources: [.embedInCode("merge-policy.json")],
+            swiftSettings: strictSettings
+        ),
 
         // MARK: I/O edges
         .target(
@@ -61,7 +72,7 @@ let package = Package(
         .target(
             name: "StateStore",
             dependencies: [
-                "FHIRModel",
+                "FHIRModel", "COpenSSL",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strictSettings
@@ -80,12 +91,15 @@ let package = Package(
         .target(
             name: "CaresyncDaemon",
             dependencies: [
-                "SyncEngine", "COpenSSL",
+                "SyncEngine", "CaresyncHTTP", "COpenSSL", "FHIRJSON", "FHIRModel",
                 .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
@@ -132,14 +146,66 @@ let package = Package(
         // MARK: Benchmarks (`make bench`, release build)
         .executableTarget(
             name: "caresync-bench",
-            dependencies: ["FHIRJSON", "FHIRModel", "MergeCore", "CaresyncHTTP", "StateStore"],
+            dependencies: [
+                "FHIRJSON", "FHIRModel", "MergeCore", "CaresyncHTTP", "StateStore",
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
             swiftSettings: strictSettings
         ),
 
         // MARK: Tests
         .target(name: "CaresyncTestSupport", path: "Tests/CaresyncTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "FHIRJSONTests", dependencies: ["FHIRJSON"], swiftSettings: strictSettings),
-        .testTarget(name: "FHIRModelTests", dependencies: ["FHIRModel", "FHIRJSON"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "FHIRModelTests", dependencies: ["FHIRModel", "FHIRJSON", "CaresyncTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ValidateCommandTests", dependencies: ["FHIRJSON", "CaresyncTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CaresyncHTTPTests",
+            dependencies: ["CaresyncHTTP", "CaresyncTestSupport"],
+            exclude: ["Servers"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MergeCoreTests",
+            dependencies: [
+                "MergeCore", "FHIRJSON", "FHIRModel", "CaresyncTestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "StateStoreTests",
+            dependencies: [
+                "StateStore", "FHIRModel", "CaresyncTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // A writer process the StateStore tests kill with SIGKILL (test-only).
+        .executableTarget(
+            name: "statestore-crash-child",
+            dependencies: ["StateStore", "FHIRModel"],
+            path: "Tests/StateStoreCrashChild",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CaresyncDaemonTests",
+            dependencies: [
+                "CaresyncDaemon", "CaresyncHTTP", "CaresyncTestSupport", "FHIRJSON",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
+            exclude: ["Servers"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "FHIRStoreTests",
             dependencies: ["FHIRJSON", "FHIRModel", "CaresyncTestSupport"],

@@ -109,6 +109,13 @@ public struct JSONObject: Sendable, Hashable, Sequence {
         self.members = members
     }
 
+    /// An object from members whose keys the caller guarantees to be unique (checked in debug builds):
+    /// no search for duplicates, for code that builds objects from other objects' members.
+    public init(membersWithUniqueKeys members: [JSONMember]) {
+        assert(Set(members.map(\.key)).count == members.count, "duplicate keys in JSONObject(membersWithUniqueKeys:)")
+        self.members = members
+    }
+
     public var count: Int { members.count }
     public var isEmpty: Bool { members.isEmpty }
     public var keys: [String] { members.map(\.key) }
@@ -136,8 +143,12 @@ public struct JSONObject: Sendable, Hashable, Sequence {
 
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         guard lhs.members.count == rhs.members.count else { return false }
-        for member in lhs.members {
-            guard let other = rhs[member.key], other == member.value else { return false }
+        for (position, member) in lhs.members.enumerated() {
+            // The same position first: versions of one document usually keep their member order, and
+            // equal keys compare fast where unequal ones do not.
+            let candidate = rhs.members[position]
+            let other = candidate.key == member.key ? candidate.value : rhs[member.key]
+            guard let other, other == member.value else { return false }
         }
         return true
     }

@@ -1,0 +1,282 @@
+import FHIRModel
+import Foundation
+import GRDB
+
+/// The typed operations of one write transaction. Every public unit of work of ``SQLiteStateStore`` is
+/// one `TransactionContext` used inside one `DatabasePool.write`; it never outlives it.
+final class TransactionContext {
+    let db: Database
+    let now: Int64
+    let options: StoreOptions
+    private var auditHead: (sequence: Int64, hash: [UInt8])?
+    /// Outbox rows added (+) or removed (−) per peer in this transaction; applied by ``finish()``.
+    private var depthChanges: [String: Int] = [:]
+
+    init(db: Database, now: Int64, options: StoreOptions) {
+        self.db = db
+        self.now = now
+        self.options = options
+    }
+
+    /// Applies the per-peer queue depth changes: one UPDATE per peer per transaction instead of one
+    /// per row. Called by the store right before commit.
+    func finish() throws {
+        for (peer, change) in depthChanges where change != 0 {
+            try db.cachedStatement(sql: "UPDATE peer SET queue_depth = queue_depth + ? WHERE name = ?")
+                .execute(arguments: [change, peer])
+        }
+        depthChanges = [:]
+    }
+
+    /// Removes an outbox row (completed or dead-lettered; the caller audits it).
+    func deleteOutbox(id: Int64, peer: String) throws {
+        try db.cachedStatement(sql: "DELETE FROM outbox WHERE id = ?").execute(arguments: [id])
+        depthChanges[peer, default: 0] -= db.changesCount
+    }
+
+    // MARK: Peers
+
+    func requirePeers(_ names: some Sequence<String>) throws {
+        for name in Set(names) {
+            let known = try Bool.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM peer WHERE name = ?"), arguments: [name]) ?? false
+            guard known else {
+                throw StateStoreError(.notFound, "no peer named '\(name)' is registered")
+            }
+        }
+    }
+
+    // MARK: Outbox
+
+    /// Enqueues one push: replaces the record's last queued push when it was never leased (coalescing,
+    /// audited), otherwise queues behind it.
+    func enqueue(_ push: PushRequest) throws -> EnqueueReceipt {
+        let recordKey = push.recordKey.description
+        let requestID = RequestID.make()
+        let tail = try Row.fetchOne(
+            try db.cachedStatement(
+                sql: "SELECT id, request_id, attempts, lease_token FROM outbox WHERE peer = ? AND record_key = ? ORDER BY id DESC LIMIT 1"
+            ),
+            arguments: [push.peer, recordKey]
+        )
+        if let tail, (tail[2] as Int64) == 0, (tail[3] as String?) == nil {
+            let id: Int64 = tail[0]
+            let superseded: String = tail[1]
+            try db.cachedStatement(sql: """
+                UPDATE outbox SET request_id = ?, nhs_number = ?, operation = ?, local_id = ?, if_match = ?,
+                    body = ?, base_owners = ?
+                WHERE id = ?
+                """
+            ).execute(arguments: [
+                requestID, push.nhsNumber?.digits, push.operation.rawValue, push.localID, push.ifMatchVersion,
+                Data(push.body), push.baseOwners.joined(separator: "\n"), id,
+            ])
+            try appendAudit(
+                AuditEvent(
+                    actor: options.systemActor,
+                    action: "push-superseded",
+                    peer: push.peer,
+                    recordKey: push.recordKey,
+                    nhsNumber: push.nhsNumber,
+                    requestID: superseded,
+                    detail: "unsent push replaced by a newer one (request \(requestID))"
+                )
+            )
+            return EnqueueReceipt(itemID: id, requestID: requestID, supersededRequestID: superseded)
+        }
+        let id = try insertOutbox(push, recordKey: recordKey, requestID: requestID, attempts: 0, enqueuedAt: now)
+        return EnqueueReceipt(itemID: id, requestID: requestID, supersededRequestID: nil)
+    }
+
+    func insertOutbox(
+        _ push: PushRequest,
+        recordKey: String? = nil,
+        requestID: String,
+        attempts: Int,
+        enqueuedAt: Int64
+    ) throws -> Int64 {
+        try db.cachedStatement(sql: """
+            INSERT INTO outbox (request_id, peer, record_key, nhs_number, operation, local_id, if_match, body,
+                base_owners, attempts, enqueued_at, next_attempt_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """
+        ).execute(arguments: [
+            requestID, push.peer, recordKey ?? push.recordKey.description, push.nhsNumber?.digits,
+            push.operation.rawValue, push.localID, push.ifMatchVersion, Data(push.body),
+            push.baseOwners.joined(separator: "\n"), attempts, enqueuedAt, now,
+        ])
+        depthChanges[push.peer, default: 0] += 1
+        return db.lastInsertedRowID
+    }
+
+    /// The leased row, or ``StateStoreError/Code/leaseLost``.
+    func leasedRow(_ push: LeasedPush) throws -> Row {
+        guard
+            let row = try Row.fetchOne(
+                try db.cachedStatement(sql: "SELECT \(Columns.outbox) FROM outbox WHERE id = ? AND lease_token = ?"),
+                arguments: [push.item.id, push.leaseToken]
+            )
+        else {
+            throw StateStoreError(
+                .leaseLost,
+                "outbox item \(push.item.id) is no longer leased by this worker (the lease expired and was taken again, or the item is gone)"
+            )
+        }
+        return row
+    }
+
+    // MARK: Identity and bases
+
+    func ensureRecord(_ key: GlobalKey, nhsNumber: NHSNumber?) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO record (record_key, nhs_number, created_at) VALUES (?, ?, ?)
+            ON CONFLICT (record_key) DO UPDATE SET nhs_number = coalesce(record.nhs_number, excluded.nhs_number)
+            """
+        ).execute(arguments: [key.description, nhsNumber?.digits, now])
+        try addAlias(key, to: key)
+    }
+
+    func addAlias(_ alias: GlobalKey, to record: GlobalKey) throws {
+        let existing = try String.fetchOne(
+            db,
+            sql: "SELECT record_key FROM record_alias WHERE alias_key = ?",
+            arguments: [alias.description]
+        )
+        if let existing {
+            guard existing == record.description else {
+                throw StateStoreError(
+                    .invalidArgument,
+                    "identifier \(alias.identifier.system)|… already belongs to another record; refusing to link two records"
+                )
+            }
+            return
+        }
+        try db.execute(
+            sql: "INSERT INTO record_alias (alias_key, record_key) VALUES (?, ?)",
+            arguments: [alias.description, record.description]
+        )
+    }
+
+    func link(_ link: IdentityLink) throws {
+        try ensureRecord(link.recordKey, nhsNumber: link.nhsNumber)
+        for alias in link.aliases { try addAlias(alias, to: link.recordKey) }
+        try setIdentity(
+            recordKey: link.recordKey,
+            peer: link.peer,
+            localID: link.localID,
+            versionID: link.versionID
+        )
+    }
+
+    func setIdentity(recordKey: GlobalKey, peer: String, localID: String, versionID: String?) throws {
+        let holder = try String.fetchOne(
+            db,
+            sql: "SELECT record_key FROM identity WHERE peer = ? AND resource_type = ? AND local_id = ?",
+            arguments: [peer, recordKey.resourceType.rawValue, localID]
+        )
+        if let holder, holder != recordKey.description {
+            throw StateStoreError(
+                .invalidArgument,
+                "\(recordKey.resourceType.rawValue)/\(localID) at peer '\(peer)' is already linked to another record"
+            )
+        }
+        try db.cachedStatement(sql: """
+            INSERT INTO identity (record_key, peer, resource_type, local_id, version_id, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (record_key, peer) DO UPDATE SET
+                local_id = excluded.local_id, version_id = excluded.version_id, updated_at = excluded.updated_at
+            """
+        ).execute(arguments: [recordKey.description, peer, recordKey.resourceType.rawValue, localID, versionID, now])
+    }
+
+    func setBase(peer: String, recordKey: GlobalKey, content: [UInt8]) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO base (record_key, peer, content, updated_at) VALUES (?, ?, ?, ?)
+            ON CONFLICT (record_key, peer) DO UPDATE SET content = excluded.content, updated_at = excluded.updated_at
+            """
+        ).execute(arguments: [recordKey.description, peer, Data(content), now])
+    }
+
+    // MARK: Conflicts
+
+    func insertConflict(_ conflict: NewConflict) throws -> Int64 {
+        try db.execute(
+            sql: """
+                INSERT INTO conflict (peer, record_key, nhs_number, state, base, ours, theirs, created_at)
+                VALUES (?, ?, ?, 'open', ?, ?, ?, ?)
+                """,
+            arguments: [
+                conflict.peer, conflict.recordKey.description, conflict.nhsNumber?.digits,
+                conflict.base.map { Data($0) }, conflict.ours.map { Data($0) }, conflict.theirs.map { Data($0) }, now,
+            ]
+        )
+        let id = db.lastInsertedRowID
+        for (position, path) in conflict.paths.enumerated() {
+            try db.execute(
+                sql: "INSERT INTO conflict_path (conflict_id, position, path, rule) VALUES (?, ?, ?, ?)",
+                arguments: [id, position, path.path, path.rule]
+            )
+        }
+        return id
+    }
+
+    // MARK: Audit
+
+    /// Appends one entry to the hash chain.
+    func appendAudit(_ event: AuditEvent) throws {
+        let head: (sequence: Int64, hash: [UInt8])
+        if let cached = auditHead {
+            head = cached
+        } else if let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")) {
+            head = (row[0], [UInt8](row[1] as Data))
+        } else {
+            head = (0, AuditChain.genesis)
+        }
+        let content = AuditChain.Content(
+            sequence: head.sequence + 1,
+            at: now,
+            actor: event.actor,
+            action: event.action,
+            peer: event.peer,
+            recordKey: event.recordKey?.description,
+            nhsNumber: event.nhsNumber?.digits,
+            requestID: event.requestID,
+            detail: event.detail
+        )
+        let hash = AuditChain.hash(previous: head.hash, content: content)
+        try db.cachedStatement(sql: """
+            INSERT INTO audit (seq, at, actor, action, peer, record_key, nhs_number, request_id, detail, prev_hash, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """
+        ).execute(arguments: [
+            content.sequence, content.at, content.actor, content.action, content.peer, content.recordKey,
+            content.nhsNumber, content.requestID, content.detail, Data(head.hash), Data(hash),
+        ])
+        auditHead = (content.sequence, hash)
+    }
+}
+
+/// `X-Request-ID` values: random (version 4) UUIDs in lower-case text.
+enum RequestID {
+    static func make() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for index in stride(from: 0, to: 16, by: 8) {
+            var word = generator.next()
+            for offset in 0..<8 {
+                bytes[index + offset] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+            }
+        }
+        bytes[6] = (bytes[6] & 0x0F) | 0x40
+        bytes[8] = (bytes[8] & 0x3F) | 0x80
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(36)
+        for (index, byte) in bytes.enumerated() {
+            if index == 4 || index == 6 || index == 8 || index == 10 { text.append(UInt8(ascii: "-")) }
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}
