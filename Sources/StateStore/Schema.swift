@@ -9,6 +9,9 @@ enum Schema {
         migrator.registerMigration("v1-state-store") { db in
             try db.execute(sql: version1)
         }
+        migrator.registerMigration("v2-sync-engine") { db in
+            try db.execute(sql: version2)
+        }
         return migrator
     }
 
@@ -178,5 +181,16 @@ enum Schema {
         CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit BEGIN
             SELECT RAISE(ABORT, 'the audit log is append-only');
         END;
+        """
+
+    /// The sync engine's additions: the content each queued push was merged against (so a lost race can
+    /// be merged again exactly), and each peer's sync activity and lag for `caresync status`.
+    private static let version2 = """
+        ALTER TABLE outbox ADD COLUMN merge_base BLOB;
+        ALTER TABLE dead_letter ADD COLUMN merge_base BLOB;
+        ALTER TABLE peer ADD COLUMN sync_state TEXT NOT NULL DEFAULT 'idle';
+        ALTER TABLE peer ADD COLUMN sync_state_detail TEXT;
+        ALTER TABLE peer ADD COLUMN sync_state_at INTEGER;
+        ALTER TABLE peer ADD COLUMN lag_ms INTEGER;
         """
 }
