@@ -108,17 +108,12 @@ public final class SyncEngine: Sendable {
 
     // MARK: Start
 
-    /// Registers every peer in the state store and checks each one's `metadata`: a peer that is not FHIR
-    /// 4.0.1 is refused (recorded, audited, logged) and left out; the others go on. A peer that cannot be
-    /// reached now is checked again before its first pull.
+    /// Registers every peer in the state store. Each peer's `metadata` is checked before its first pull
+    /// (``checkCapabilities(_:)``): a peer that is not FHIR 4.0.1 is refused (recorded, audited, logged)
+    /// and left out; the others go on. A peer that cannot be reached is checked again next time.
     public func start() async throws(StateStoreError) {
         for peer in topology.peers {
             try await store.registerPeer(PeerDescriptor(name: peer.name, ods: peer.ods, baseURL: peer.baseURL, mode: peer.mode))
-        }
-        await withTaskGroup(of: Void.self) { group in
-            for peer in topology.peers {
-                group.addTask { _ = await self.checkCapabilities(peer) }
-            }
         }
     }
 
