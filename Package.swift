@@ -197,6 +197,16 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "SyncEngineTests",
+            dependencies: [
+                "SyncEngine", "FHIRClient", "StateStore", "MergeCore", "FHIRJSON", "FHIRModel", "CaresyncHTTP",
+                "CaresyncTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["Servers"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "CaresyncDaemonTests",
             dependencies: [
                 "CaresyncDaemon", "CaresyncHTTP", "CaresyncTestSupport", "FHIRJSON",

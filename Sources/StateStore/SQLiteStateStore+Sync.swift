@@ -22,10 +22,29 @@ extension SQLiteStateStore: SyncStateStoreProtocol {
                     SELECT DISTINCT i.peer FROM record r JOIN identity i ON i.record_key = r.record_key
                     WHERE r.nhs_number = ?
                     """)
+            let patientRecords = try db.cachedStatement(
+                sql: """
+                    SELECT r.record_key, b.content FROM record r JOIN base b ON b.record_key = r.record_key AND b.peer = ?
+                    WHERE r.nhs_number = ?
+                    """)
+            let recordPeers = try db.cachedStatement(
+                sql: """
+                    SELECT peer FROM identity WHERE record_key = ?
+                    UNION SELECT peer FROM outbox WHERE peer = ? AND record_key = ?
+                    """)
             return try lookups.map { lookup in
                 var context = RecordContext(identity: nil)
                 if let patient = lookup.patient {
                     context.patientHolders = Set(try String.fetchAll(holders, arguments: [patient.digits]))
+                    if let hub = lookup.hubForNewHolder, !context.patientHolders.contains(lookup.peer) {
+                        for row in try Row.fetchAll(patientRecords, arguments: [hub, patient.digits]) {
+                            let key: String = row[0]
+                            context.hubPatientRecords.append(
+                                PatientRecord(
+                                    recordKey: try Decode.globalKey(key), hubContent: [UInt8](row[1] as Data),
+                                    peers: Set(try String.fetchAll(recordPeers, arguments: [key, lookup.peer, key]))))
+                        }
+                    }
                 }
                 var recordKey: String?
                 if let localID = lookup.localID {

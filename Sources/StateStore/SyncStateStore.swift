@@ -34,13 +34,20 @@ public struct RecordLookup: Sendable, Hashable {
     public var keys: [GlobalKey]
     /// Also list the peers holding any record of this patient (fan-out targets).
     public var patient: NHSNumber?
+    /// When `peer` holds no record of `patient` yet: also list the records of the patient this hub holds
+    /// (what a provider receives when it starts holding the patient).
+    public var hubForNewHolder: String?
 
-    public init(peer: String, resourceType: ResourceType, localID: String?, keys: [GlobalKey], patient: NHSNumber? = nil) {
+    public init(
+        peer: String, resourceType: ResourceType, localID: String?, keys: [GlobalKey], patient: NHSNumber? = nil,
+        hubForNewHolder: String? = nil
+    ) {
         self.peer = peer
         self.resourceType = resourceType
         self.localID = localID
         self.keys = keys
         self.patient = patient
+        self.hubForNewHolder = hubForNewHolder
     }
 }
 
@@ -56,19 +63,39 @@ public struct RecordContext: Sendable, Hashable {
     public var openConflictPeers: Set<String>
     /// Peers holding any record of the looked-up patient (empty when no patient was given).
     public var patientHolders: Set<String>
+    /// The hub's records of the patient, when the looked-up peer holds none yet (see
+    /// ``RecordLookup/hubForNewHolder``).
+    public var hubPatientRecords: [PatientRecord]
 
     public init(
         identity: RecordIdentity?,
         bases: [String: [UInt8]] = [:],
         queueTails: [String: OutboxItem] = [:],
         openConflictPeers: Set<String> = [],
-        patientHolders: Set<String> = []
+        patientHolders: Set<String> = [],
+        hubPatientRecords: [PatientRecord] = []
     ) {
         self.identity = identity
         self.bases = bases
         self.queueTails = queueTails
         self.openConflictPeers = openConflictPeers
         self.patientHolders = patientHolders
+        self.hubPatientRecords = hubPatientRecords
+    }
+}
+
+/// One record of a patient held at the hub.
+public struct PatientRecord: Sendable, Hashable {
+    public var recordKey: GlobalKey
+    /// The hub's content as last known.
+    public var hubContent: [UInt8]
+    /// Peers that hold the record or have a push of it queued.
+    public var peers: Set<String>
+
+    public init(recordKey: GlobalKey, hubContent: [UInt8], peers: Set<String>) {
+        self.recordKey = recordKey
+        self.hubContent = hubContent
+        self.peers = peers
     }
 }
 

@@ -97,10 +97,12 @@ public struct InboundPlanner: Sendable {
     /// How to find the row's record in the state store.
     public func lookup(_ prepared: PreparedVersion) -> RecordLookup {
         let isHub = prepared.item.peer == topology.hub.name
+        let receivesFanOut = topology.peer(named: prepared.item.peer).map { $0.isWritableProvider && $0.fanOut != .none } ?? false
         return RecordLookup(
             peer: prepared.item.peer, resourceType: prepared.item.record.resourceType, localID: prepared.item.record.localID,
             keys: prepared.identity?.globalKeys ?? [],
-            patient: isHub && topology.needsPatientHolders ? prepared.identity?.nhsNumber : nil)
+            patient: (isHub && topology.needsPatientHolders) || receivesFanOut ? prepared.identity?.nhsNumber : nil,
+            hubForNewHolder: receivesFanOut ? topology.hub.name : nil)
     }
 
     // MARK: Step 2: decide
@@ -194,6 +196,24 @@ public struct InboundPlanner: Sendable {
     // MARK: A provider's version
 
     func planProviderVersion(
+        _ item: InboxItem, peer: SyncPeer, resource: JSON, identity: ResourceIdentity, context: RecordContext
+    ) -> InboundPlan {
+        var plan = decideProviderVersion(item, peer: peer, resource: resource, identity: identity, context: context)
+        // The provider holds this patient from now on: it receives the hub's other records of the patient.
+        if plan.kind != .quarantined, plan.kind != .refused, !context.hubPatientRecords.isEmpty {
+            for record in context.hubPatientRecords
+            where record.recordKey != plan.recordKey && !record.peers.contains(peer.name) {
+                guard let content = ResourceContent.parse(record.hubContent) else { continue }
+                plan.commit.pushes.append(
+                    PushRequest(
+                        peer: peer.name, recordKey: record.recordKey, nhsNumber: identity.nhsNumber, operation: .create,
+                        body: ResourceContent.body(content, targetID: nil), baseOwners: [peer.name], mergeBase: nil))
+            }
+        }
+        return plan
+    }
+
+    func decideProviderVersion(
         _ item: InboxItem, peer: SyncPeer, resource: JSON, identity: ResourceIdentity, context: RecordContext
     ) -> InboundPlan {
         let record = item.record
@@ -360,8 +380,11 @@ public struct InboundPlanner: Sendable {
             commit.baseUpdates = [BaseUpdate(peer: hub.name, recordKey: key, content: record.content)]
         }
 
-        // Fan-out to the read-write providers in scope whose copy differs.
-        for provider in topology.providers where provider.isWritableProvider && provider.fanOut != .none {
+        // Fan-out to the read-write providers in scope whose copy differs. Not while a push of ours to the
+        // hub is queued for the record: the hub's content is about to change (a provider's change is on its
+        // way in), and the echo of that push fans out instead, so no provider is sent content lacking it.
+        let hubPushQueued = context.queueTails[hub.name] != nil
+        for provider in topology.providers where provider.isWritableProvider && provider.fanOut != .none && !hubPushQueued {
             let holdsRecord = context.identity?.at(provider.name) != nil
             let inScope =
                 holdsRecord
@@ -370,22 +393,14 @@ public struct InboundPlanner: Sendable {
             guard inScope, !context.openConflictPeers.contains(provider.name) else { continue }
             let side = projection(of: provider.name, context: context)
             if holdsRecord || context.queueTails[provider.name] != nil {
-                guard let current = side.content else { continue }
-                if ResourceContent.sameMeaning(resource, current) { continue }
-                var body = resource
-                let base = ResourceContent.parse(context.bases[provider.name])
-                if let base, !ResourceContent.sameMeaning(current, base) {
-                    // The provider's own queued change is still on its way: keep it.
-                    let outcome = merge(base: base, ours: resource, theirs: current, policy: policy)
-                    guard outcome.status == .merged, let merged = outcome.result else { continue }
-                    body = merged
-                    if ResourceContent.sameMeaning(body, current) { continue }
-                }
+                // The hub's content is the newest merged state: it replaces what the provider has or is
+                // queued to get. The provider's own unmerged changes are protected by If-Match.
+                guard let current = side.content, !ResourceContent.sameMeaning(resource, current) else { continue }
                 if side.operation == .update, side.ifMatch == nil { continue }
                 commit.pushes.append(
                     PushRequest(
                         peer: provider.name, recordKey: key, nhsNumber: nhs, operation: side.operation, localID: side.localID,
-                        ifMatchVersion: side.ifMatch, body: ResourceContent.body(body, targetID: side.localID),
+                        ifMatchVersion: side.ifMatch, body: ResourceContent.body(resource, targetID: side.localID),
                         baseOwners: [provider.name], mergeBase: side.mergeBase))
             } else {
                 commit.pushes.append(

@@ -72,11 +72,14 @@ public enum PushDecisions {
     ///   Conflicting paths keep the hub's value and are stored as a conflict; a result that differs from
     ///   the hub replaces the push (`If-Match` the current version); the hub's known content becomes the
     ///   current one.
-    /// - Provider target: the push is withdrawn. The provider's own change comes through its pull and is
-    ///   merged at the hub (where any conflict is stored); the hub's result then fans out to it again,
-    ///   guarded by the provider's new version.
+    /// - Provider target: when it still holds the version last synced with it (`syncedVersion`: the race
+    ///   was with our own earlier push), merge(base: the push's merge base, ours: the push's body, theirs: its
+    ///   current) and replace the push with a clean result. Otherwise the push is withdrawn: the provider's
+    ///   own change comes through its pull and is merged at the hub (where any conflict is stored), and the
+    ///   hub's result reaches it again guarded by its new version.
     public static func recovery(
-        for item: OutboxItem, current: FetchedVersion?, isHubTarget: Bool, policy: MergePolicy, actor: String
+        for item: OutboxItem, current: FetchedVersion?, isHubTarget: Bool, syncedVersion: String? = nil, policy: MergePolicy,
+        actor: String
     ) -> LostRaceRecovery? {
         guard let current else { return nil }
         let pushed = ResourceContent.parse(item.push.body)
@@ -133,10 +136,22 @@ public enum PushDecisions {
             }
             return recovery
         }
-        // A provider target changed since we last synced it: its own change comes through its pull and is
-        // merged at the hub first; the hub's version then reaches it again, guarded by that version. Pushing
-        // a merge straight to the provider here would leave its change out of the hub.
-        return LostRaceRecovery(replacement: nil)
+        // A provider target. When what it holds is the version we last synced with it (the race was with
+        // our own earlier push), merge again against it. Otherwise it changed the record itself: its change
+        // comes through its pull and is merged at the hub first, and the hub's result then reaches it again
+        // guarded by its new version; pushing a merge straight to it here would leave its change out of the hub.
+        guard let pushed, push.operation == .update, let syncedVersion, current.versionID == syncedVersion else {
+            return LostRaceRecovery(replacement: nil)
+        }
+        let outcome = merge(base: mergeBase, ours: pushed, theirs: current.resource, policy: policy)
+        guard outcome.status == .merged, let result = outcome.result, !ResourceContent.sameMeaning(result, current.resource) else {
+            return LostRaceRecovery(replacement: nil)
+        }
+        return LostRaceRecovery(
+            replacement: .init(
+                operation: .update, localID: current.localID, ifMatchVersion: current.versionID,
+                body: ResourceContent.body(result, targetID: current.localID),
+                mergeBase: ResourceContent.withoutServerFields(current.resource).serialized()))
     }
 }
 

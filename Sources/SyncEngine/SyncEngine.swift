@@ -163,6 +163,7 @@ public final class SyncEngine: Sendable {
             if pass.isIdle, try await queuesEmpty() { break }
         }
         await measure()
+        total.refused = Set(refusedPeers.withLock { $0.keys })
         return total
     }
 
@@ -196,6 +197,20 @@ public final class SyncEngine: Sendable {
             for await report in group { total.add(report) }
             return total
         }
+    }
+
+    /// Pulls every type from the peer called `name` into the inbox (one step of a pass).
+    @discardableResult
+    public func pull(peerNamed name: String) async -> SyncReport {
+        guard let peer = topology.peer(named: name), await checkCapabilities(peer) else { return SyncReport() }
+        return await pullAll(peer)
+    }
+
+    /// Sends the due pushes of the peer called `name` (one step of a pass).
+    @discardableResult
+    public func drain(peerNamed name: String) async -> SyncReport {
+        guard let peer = topology.peer(named: name), refusedPeers.withLock({ $0[name] == nil }) else { return SyncReport() }
+        return await drain(peer).0
     }
 
     // MARK: The daemon's loops
@@ -403,51 +418,62 @@ public final class SyncEngine: Sendable {
 
     // MARK: Merge
 
-    /// Decides every pending inbox row, oldest first, in batches of `mergeBatchSize` committed in one
-    /// transaction each. A batch whose commit fails is retried row by row; a row that still fails is
+    /// Decides every pending inbox row, oldest first, one peer at a time in batches of `mergeBatchSize`
+    /// committed in one transaction each (a batch never mixes peers, so each peer's batch sees what the
+    /// others' committed). A batch whose commit fails is retried row by row; a row that still fails is
     /// quarantined with the reason, so it never blocks the others.
     @discardableResult
     public func mergePending() async throws -> SyncReport {
         var report = SyncReport()
-        while !isStopping {
-            let items = try await store.pendingInbox(peer: nil, limit: settings.mergeBatchSize)
-            if items.isEmpty { break }
-            let started = ContinuousClock.now
-            let prepared = items.map(planner.prepare)
-            let contexts = try await store.recordContexts(prepared.map(planner.lookup))
-            var overlay = BatchOverlay()
-            var plans: [InboundPlan] = []
-            plans.reserveCapacity(items.count)
-            for (version, context) in zip(prepared, contexts) {
-                let effective = overlay.context(for: version, planner: planner) ?? context
-                let plan = planner.plan(version, context: effective)
-                overlay.record(plan, version: version, context: effective)
-                plans.append(plan)
+        var busy = true
+        while busy, !isStopping {
+            busy = false
+            for peer in topology.peers where !isStopping {
+                let items = try await store.pendingInbox(peer: peer.name, limit: settings.mergeBatchSize)
+                if items.isEmpty { continue }
+                busy = true
+                report.add(try await mergeBatch(items))
             }
-            do {
-                _ = try await store.commitMerges(plans.map(\.commit))
-            } catch {
-                logger.warning(
-                    "a batch of merges could not be committed; merging its rows one by one", metadata: ["error": "\(error)"])
-                plans = try await mergeOneByOne(prepared)
-            }
-            let elapsed = ContinuousClock.now - started
-            let perRow = elapsed / max(plans.count, 1)
-            var touched = Set<String>()
-            for plan in plans {
-                report.decided[plan.kind, default: 0] += 1
-                report.decisions += plan.decisions
-                observer?.merged(plan.kind, duration: perRow)
-                for push in plan.commit.pushes { touched.insert(push.peer) }
-                if plan.regression {
-                    logger.warning(
-                        "a peer sent an older version than the one synced; merged without a base",
-                        metadata: ["peer": "\(plan.commit.audit.first?.peer ?? "-")"])
-                }
-            }
-            for peer in touched { pushSignals[peer]?.notify() }
         }
         totals.withLock { $0.add(report) }
+        return report
+    }
+
+    private func mergeBatch(_ items: [InboxItem]) async throws -> SyncReport {
+        var report = SyncReport()
+        let started = ContinuousClock.now
+        let prepared = items.map(planner.prepare)
+        let contexts = try await store.recordContexts(prepared.map(planner.lookup))
+        var overlay = BatchOverlay()
+        var plans: [InboundPlan] = []
+        plans.reserveCapacity(items.count)
+        for (version, context) in zip(prepared, contexts) {
+            var effective = overlay.context(for: version, planner: planner) ?? context
+            if overlay.hasOnboarded(version) { effective.hubPatientRecords = [] }
+            let plan = planner.plan(version, context: effective)
+            overlay.record(plan, version: version, context: effective)
+            plans.append(plan)
+        }
+        do {
+            _ = try await store.commitMerges(plans.map(\.commit))
+        } catch {
+            logger.warning("a batch of merges could not be committed; merging its rows one by one", metadata: ["error": "\(error)"])
+            plans = try await mergeOneByOne(prepared)
+        }
+        let perRow = (ContinuousClock.now - started) / max(plans.count, 1)
+        var touched = Set<String>()
+        for plan in plans {
+            report.decided[plan.kind, default: 0] += 1
+            report.decisions += plan.decisions
+            observer?.merged(plan.kind, duration: perRow)
+            for push in plan.commit.pushes { touched.insert(push.peer) }
+            if plan.regression {
+                logger.warning(
+                    "a peer sent an older version than the one synced; merged without a base",
+                    metadata: ["peer": "\(plan.commit.audit.first?.peer ?? "-")"])
+            }
+        }
+        for peer in touched { pushSignals[peer]?.notify() }
         return report
     }
 
@@ -627,9 +653,14 @@ public final class SyncEngine: Sendable {
                 current = FetchedVersion(localID: localID, versionID: fetched.versionID, resource: fetched.resource)
             }
             let isHub = peer.name == topology.hub.name
+            var synced: String?
+            if !isHub, let localID {
+                synced = try await store.identity(peer: peer.name, resourceType: type, localID: localID)?.at(peer.name)?.versionID
+            }
             guard
                 let recovery = PushDecisions.recovery(
-                    for: item, current: current, isHubTarget: isHub, policy: planner.policy, actor: planner.actor)
+                    for: item, current: current, isHubTarget: isHub, syncedVersion: synced, policy: planner.policy,
+                    actor: planner.actor)
             else {
                 try await store.deadLetter(
                     push, httpStatus: 404,
@@ -740,7 +771,18 @@ struct BatchOverlay {
         return nil
     }
 
+    private var onboarded: Set<String> = []
+
+    /// Whether the row's peer already received the hub's records of its patient in this batch.
+    func hasOnboarded(_ version: PreparedVersion) -> Bool {
+        guard let patient = version.identity?.nhsNumber else { return false }
+        return onboarded.contains(version.item.peer + "|" + patient.digits)
+    }
+
     mutating func record(_ plan: InboundPlan, version: PreparedVersion, context: RecordContext) {
+        if plan.kind != .quarantined, let patient = version.identity?.nhsNumber {
+            onboarded.insert(version.item.peer + "|" + patient.digits)
+        }
         guard let key = plan.recordKey else { return }
         let next = context.applying(plan)
         contexts[key] = next
