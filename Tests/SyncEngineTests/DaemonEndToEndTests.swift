@@ -1,0 +1,149 @@
+import CaresyncHTTP
+import CaresyncTestSupport
+import FHIRJSON
+import FHIRModel
+import Foundation
+import StateStore
+import SyncEngine
+import Testing
+
+/// `caresync daemon` as systemd runs it: a real child process with a configuration file, `$NOTIFY_SOCKET`,
+/// SIGKILL in the middle of a sync, a restart, and SIGTERM.
+@Suite("caresync daemon end to end")
+struct DaemonEndToEndTests {
+    @Test("READY=1 after the store opens; killed mid-sync and restarted it converges with nothing lost or duplicated; SIGTERM drains and exits 0")
+    func killedMidSyncConverges() async throws {
+        let cluster = try await Cluster()
+        let patients = Records.patients(400)
+        try await seedInBatches(cluster, peer: "trust-a", patients: Array(patients[0..<200]), prefix: "A")
+        try await seedInBatches(cluster, peer: "trust-b", patients: Array(patients[200..<400]) + [patients[0]], prefix: "B")
+        let expected = (200 + 201) * 3
+        let configuration = cluster.directory.path("caresync.yaml").path
+        try writeConfiguration(cluster, to: configuration)
+
+        let firstNotify = try NotifySocketListener()
+        let first = try startDaemon(configuration, notify: firstNotify)
+        try await firstNotify.wait { $0.contains { $0.contains("READY=1") } }
+        #expect(FileManager.default.fileExists(atPath: cluster.stateDirectory + "/caresync.sqlite"), "READY=1 comes after the store opened")
+        // Kill it once part of the records reached the hub.
+        var atHub = 0
+        while atHub < 150 {
+            atHub = try await total(cluster.hub.port, .carePlan) + total(cluster.hub.port, .encounter)
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        first.send(SIGKILL)
+        let killedStatus = try await first.waitForExit()
+        #expect(killedStatus != 0)
+        let partial = try await totalAll(cluster.hub.port)
+        #expect(partial < expected, "the daemon was killed in the middle of the sync (\(partial) of \(expected) at the hub)")
+
+        let secondNotify = try NotifySocketListener()
+        let second = try startDaemon(configuration, notify: secondNotify)
+        try await secondNotify.wait { $0.contains { $0.contains("READY=1") } }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(240))
+        while ContinuousClock.now < deadline {
+            let done = try await totalAll(cluster.hub.port) == expected
+            if done, try await queuesEmpty(cluster) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        // Nothing lost, nothing created twice (counted by business identifier at the hub), all copies equal.
+        #expect(try await totalAll(cluster.hub.port) == expected)
+        let hub = try await cluster.recordsByIdentifier("hub")
+        #expect(hub.count == expected)
+        #expect(hub.values.allSatisfy { $0.count == 1 })
+        try await cluster.expectConverged()
+
+        second.send(SIGTERM)
+        let status = try await second.waitForExit()
+        #expect(status == 0, "stderr: \(second.errors.suffix(10))")
+        try await secondNotify.wait { $0.contains { $0.contains("STOPPING=1") } }
+        #expect(secondNotify.messages.contains { $0.contains("STATUS=") })
+        // No NHS number reaches the logs.
+        let logs = (first.errors + second.errors).joined(separator: "\n")
+        #expect(!patients.contains { logs.contains($0.digits) })
+    }
+
+    func startDaemon(_ configuration: String, notify: NotifySocketListener) throws -> ChildProcess {
+        try ChildProcess(
+            executable: try TestPaths.product("caresync"), arguments: ["daemon", "--config", configuration],
+            environment: ["NOTIFY_SOCKET": notify.address, "WATCHDOG_USEC": "2000000", "JOURNAL_STREAM": "8:1"])
+    }
+
+    func writeConfiguration(_ cluster: Cluster, to path: String) throws {
+        var yaml = """
+            state:
+              path: \(cluster.stateDirectory)
+            sync:
+              interval: 500ms
+              pageSize: 100
+              clockSkewMargin: 2s
+            metrics:
+              enabled: false
+            log:
+              level: info
+            hub:
+              name: hub
+              ods: QWE
+              baseURL: \(cluster.hub.baseURL)
+              auth:
+                type: none
+            providers:
+
+            """
+        for peer in cluster.topology.providers {
+            yaml += """
+                  - name: \(peer.name)
+                    ods: \(peer.ods)
+                    baseURL: \(peer.baseURL)
+                    mode: read-write
+                    auth:
+                      type: none
+
+                """
+        }
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    /// Seeds through 50-entry transaction Bundles (fast), the same records as ``Records/seed``.
+    func seedInBatches(_ cluster: Cluster, peer: String, patients: [NHSNumber], prefix: String) async throws {
+        var entries: [JSON] = []
+        for (index, patient) in patients.enumerated() {
+            let value = "\(prefix)-\(index)"
+            for resource in [
+                Records.carePlan(peer, "CP-" + value, patient: patient), Records.encounter(peer, "ENC-" + value, patient: patient),
+                Records.relatedPerson(peer, "RP-" + value, patient: patient),
+            ] {
+                entries.append(["resource": resource, "request": ["method": "POST", "url": resource["resourceType"]!]])
+            }
+        }
+        var start = 0
+        while start < entries.count {
+            let bundle: JSON = ["resourceType": "Bundle", "type": "transaction", "entry": .array(Array(entries[start..<min(start + 50, entries.count)]))]
+            let response = try await cluster.http.send(
+                .init(
+                    method: .post, url: cluster.store(peer).baseURL, headers: ["Content-Type": "application/fhir+json"],
+                    body: bundle.serialized()))
+            try #require(response.status == 200)
+            start += 50
+        }
+    }
+
+    func total(_ port: Int, _ type: ResourceType) async throws -> Int {
+        let response = try await HTTPClientHolder.shared.send(.init(url: "http://127.0.0.1:\(port)/fhir/\(type.rawValue)?_count=0"))
+        return try JSON.parse(response.body)["total"]?.numberValue?.intValue ?? -1
+    }
+
+    func totalAll(_ port: Int) async throws -> Int {
+        var sum = 0
+        for type in ResourceType.synchronised { sum += try await total(port, type) }
+        return sum
+    }
+
+    func queuesEmpty(_ cluster: Cluster) async throws -> Bool {
+        guard let store = try? SQLiteStateStore.open(directory: cluster.stateDirectory, access: .reader) else { return false }
+        defer { store.close() }
+        let depth = try await store.queue(peer: nil, limit: 1).depth
+        let pending = try await store.pendingInbox(peer: nil, limit: 1)
+        return depth == 0 && pending.isEmpty
+    }
+}
