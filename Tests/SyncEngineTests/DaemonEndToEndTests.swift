@@ -63,6 +63,40 @@ struct DaemonEndToEndTests {
         #expect(!patients.contains { logs.contains($0.digits) })
     }
 
+    @Test("SIGTERM while a push is in flight: the push finishes and is recorded, then the daemon exits 0")
+    func sigtermDrainsInFlightPushes() async throws {
+        let cluster = try await Cluster(providers: [("trust-a", "RA1", .readWrite)])
+        let plans = try await Records.seed(cluster, peer: "trust-a", patients: Records.patients(2), prefix: "A")
+        let configuration = cluster.directory.path("caresync.yaml").path
+        try writeConfiguration(cluster, to: configuration)
+        let notify = try NotifySocketListener()
+        let daemon = try startDaemon(configuration, notify: notify)
+        try await notify.wait { $0.contains { $0.contains("READY=1") } }
+        while try await totalAll(cluster.hub.port) < 6 { try await Task.sleep(for: .milliseconds(20)) }
+
+        // Every hub request now takes 1.5 s; a change at the trust makes a push that will be in flight.
+        let slow = #"{"rate":1,"faults":["slow"],"seed":1,"slowDelayMs":1500}"#
+        _ = try await HTTPClientHolder.shared.send(
+            .init(method: .post, url: "http://127.0.0.1:\(cluster.hub.port)/_admin/faults", headers: ["Content-Type": "application/json"], body: Array(slow.utf8)))
+        try await cluster.edit("trust-a", .carePlan, plans[0]) { plan in plan["description"] = "Sent while stopping." }
+        var leased = false
+        while !leased {
+            let store = try SQLiteStateStore.open(directory: cluster.stateDirectory, access: .reader)
+            leased = try await store.queue(peer: "hub", limit: 10).items.contains { $0.leaseExpiresAt != nil }
+            store.close()
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        daemon.send(SIGTERM)
+        let status = try await daemon.waitForExit()
+        #expect(status == 0, "stderr: \(daemon.errors.suffix(10))")
+        try await setFaults(port: cluster.hub.port, rate: 0, seed: 0)
+        #expect(try await cluster.record("hub", .carePlan, plans[0])?["description"]?.stringValue == "Sent while stopping.")
+        let store = try SQLiteStateStore.open(directory: cluster.stateDirectory, access: .writer)
+        defer { store.close() }
+        #expect(store.recovery.leasesReleased == 0, "no lease was left behind")
+        #expect(try await store.queue(peer: "hub", limit: 1).depth == 0, "the push was recorded as done")
+    }
+
     func startDaemon(_ configuration: String, notify: NotifySocketListener) throws -> ChildProcess {
         try ChildProcess(
             executable: try TestPaths.product("caresync"), arguments: ["daemon", "--config", configuration],
