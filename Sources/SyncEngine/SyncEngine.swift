@@ -699,9 +699,14 @@ public final class SyncEngine: Sendable {
 
     func recordFailure(_ peer: String, _ error: FHIRClientError) async {
         let unreachable = error.code == .transport
-        logger.warning(
-            "peer request failed", metadata: ["peer": "\(peer)", "code": "\(error.code)", "status": "\(error.status.map(String.init) ?? "-")"])
-        await setState(peer, unreachable ? .unreachable : .backingOff, detail: error.description, force: false)
+        let state: PeerSyncState = unreachable ? .unreachable : .backingOff
+        let metadata: Logger.Metadata = ["peer": "\(peer)", "code": "\(error.code)", "status": "\(error.status.map(String.init) ?? "-")"]
+        if peerStates.withLock({ $0[peer] }) != state {
+            logger.warning("peer request failed", metadata: metadata)
+        } else {
+            logger.debug("peer request failed again", metadata: metadata)
+        }
+        await setState(peer, state, detail: error.description, force: false)
         lastContact.withLock { $0[peer] = nil }
         try? await store.recordContact(
             peer: peer, .failed(message: error.description, state: unreachable ? .disconnected : .failing))
