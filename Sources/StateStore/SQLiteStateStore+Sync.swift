@@ -173,9 +173,14 @@ extension SQLiteStateStore: SyncStateStoreProtocol {
         }
     }
 
-    public func resetCursors(peer: String) async throws(StateStoreError) {
+    public func resetCursors(peer: String, resourceType: ResourceType?) async throws(StateStoreError) {
         try await writeTransaction { tx in
-            try tx.db.execute(sql: "DELETE FROM cursor WHERE peer = ?", arguments: [peer])
+            if let resourceType {
+                try tx.db.execute(
+                    sql: "DELETE FROM cursor WHERE peer = ? AND resource_type = ?", arguments: [peer, resourceType.rawValue])
+            } else {
+                try tx.db.execute(sql: "DELETE FROM cursor WHERE peer = ?", arguments: [peer])
+            }
         }
     }
 

@@ -3,7 +3,7 @@ public import FHIRModel
 /// The state store operations the sync engine needs beyond ``StateStoreProtocol``: batched units of work
 /// (so one fsync covers many records), one read for everything a merge decision needs, the recovery of
 /// a lost race in one transaction, and the peer activity `caresync status` shows.
-public protocol SyncStateStoreProtocol: StateStoreProtocol {
+public protocol SyncStateStoreProtocol: StateStoreProtocol, ResyncRequestStore {
     /// Everything the merge of each looked-up record needs, read in one snapshot (see ``RecordContext``).
     func recordContexts(_ lookups: [RecordLookup]) async throws(StateStoreError) -> [RecordContext]
     /// Commits many ``MergeCommit``s in one transaction: all of them or none.
@@ -19,8 +19,9 @@ public protocol SyncStateStoreProtocol: StateStoreProtocol {
     /// Records what the engine is doing with `peer` and, when measured, the lag of the hub behind it.
     func recordSyncState(peer: String, _ state: PeerSyncState, detail: String?, lagMilliseconds: Int64?)
         async throws(StateStoreError)
-    /// Forgets the pull cursors of `peer` (every type), so its next pull reads everything again.
-    func resetCursors(peer: String) async throws(StateStoreError)
+    /// Forgets the pull cursor of `peer` for `resourceType` (every type when `nil`), so its next pull
+    /// reads everything again.
+    func resetCursors(peer: String, resourceType: ResourceType?) async throws(StateStoreError)
     /// Inbox rows of `peer` by state: pending, merged, quarantined.
     func inboxCounts(peer: String) async throws(StateStoreError) -> InboxCounts
 }

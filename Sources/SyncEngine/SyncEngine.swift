@@ -27,6 +27,10 @@ public struct SyncReport: Sendable, Hashable {
 
     public init() {}
 
+    init(pulled: [String: Int]) {
+        self.pulled = pulled
+    }
+
     mutating func add(_ other: SyncReport) {
         for (peer, count) in other.pulled { pulled[peer, default: 0] += count }
         for (kind, count) in other.decided { decided[kind, default: 0] += count }
@@ -213,6 +217,104 @@ public final class SyncEngine: Sendable {
         return await drain(peer).0
     }
 
+    // MARK: Resync
+
+    /// Reads again what `scope` names and merges it: for each peer and type, the changes since the cursor,
+    /// or everything from the start with `full`, or only the patient's records with `patient`. Versions
+    /// already stored are recognised and skipped (type, id, versionId); new ones are merged. Pushes are
+    /// queued; ``runOnce(_:)`` also drains them.
+    @discardableResult
+    public func resync(_ scope: ResyncScope, progress: (@Sendable (ResyncProgress) async -> Void)? = nil) async throws -> SyncReport {
+        var peers = topology.peers
+        if let name = scope.peer {
+            guard let peer = topology.peer(named: name) else {
+                throw StateStoreError(.notFound, "no peer named '\(name)' is configured")
+            }
+            peers = [peer]
+        }
+        let types = scope.resourceType.map { [$0] } ?? settings.resourceTypes
+        var report = SyncReport()
+        var done = 0
+        for peer in peers {
+            guard await checkCapabilities(peer), let client = clients[peer.name] else {
+                if scope.peer != nil, let reason = refusedPeers.withLock({ $0[peer.name] }) {
+                    throw StateStoreError(.invalidArgument, "peer \(peer.name) is refused: \(reason)")
+                }
+                continue
+            }
+            for type in types where !isStopping {
+                await progress?(ResyncProgress(done: done, phase: "reading \(type.rawValue) from \(peer.name)"))
+                let count: Int
+                if let patient = scope.patient, try await store.cursor(peer: peer.name, resourceType: type) != nil {
+                    count = try await pullPatient(peer, type: type, patient: patient, client: client)
+                } else {
+                    if scope.full { try await store.resetCursors(peer: peer.name, resourceType: type) }
+                    count = try await pull(peer, type: type, client: client)
+                }
+                report.pulled[peer.name, default: 0] += count
+                done += count
+            }
+        }
+        await progress?(ResyncProgress(done: done, total: done, phase: "merging"))
+        report.add(try await mergePending())
+        for peer in topology.peers { pushSignals[peer.name]?.notify() }
+        totals.withLock { $0.add(SyncReport(pulled: report.pulled)) }
+        return report
+    }
+
+    /// A resync followed by whole passes until quiescent: what `caresync resync` runs in-process when no
+    /// daemon is running.
+    @discardableResult
+    public func runOnce(_ scope: ResyncScope) async throws -> SyncReport {
+        var report = try await resync(scope)
+        report.add(try await syncUntilQuiescent())
+        return report
+    }
+
+    /// One patient's records of one type at a peer, stored with the cursor left where it was.
+    func pullPatient(_ peer: SyncPeer, type: ResourceType, patient: NHSNumber, client: any SyncPeerClient) async throws -> Int {
+        guard let cursor = try await store.cursor(peer: peer.name, resourceType: type) else { return 0 }
+        var page = try await client.search(
+            type, [("patient:identifier", NHSNumber.system + "|" + patient.digits), ("_count", String(settings.pageSize))])
+        var total = 0
+        while true {
+            let records = page.resources.map { Self.inboxRecord($0, type: type) }
+            if !records.isEmpty {
+                total += try await store.storePulledPage(PulledPage(peer: peer.name, resourceType: type, records: records, cursor: cursor))
+            }
+            guard let link = page.next, !isStopping else { break }
+            page = try await client.next(link, expecting: "searchset")
+        }
+        return total
+    }
+
+    /// Works through the operators' pending resync requests (`caresync resync`), reporting progress and
+    /// the outcome on each. Returns how many were handled.
+    @discardableResult
+    public func processResyncRequests() async -> Int {
+        guard let requests = try? await store.pendingResyncRequests(), !requests.isEmpty else { return 0 }
+        for request in requests where !isStopping {
+            do {
+                try await store.startResync(id: request.id)
+                let store = self.store
+                let report = try await resync(request.scope) { progress in
+                    try? await store.updateResyncProgress(id: request.id, progress)
+                }
+                let decided = report.decided
+                let summary =
+                    "\(report.pulled.values.reduce(0, +)) new version(s) read, \(decided[.merged] ?? 0) merged, "
+                    + "\(decided[.created] ?? 0) created at the hub, \(decided[.conflict] ?? 0) conflict(s), "
+                    + "\(decided[.quarantined] ?? 0) quarantined"
+                try await store.finishResync(id: request.id, .completed(summary: summary))
+                logger.notice("resync request done", metadata: ["request": "\(request.id)", "summary": "\(summary)"])
+            } catch {
+                try? await store.finishResync(id: request.id, .failed(reason: "\(error)"))
+                logger.error("resync request failed", metadata: ["request": "\(request.id)", "error": "\(error)"])
+            }
+        }
+        return requests.count
+    }
+
     // MARK: The daemon's loops
 
     /// Runs until ``stop()``: per peer a pull loop (every `interval`, or at once on ``wake()``) and a push
@@ -221,6 +323,7 @@ public final class SyncEngine: Sendable {
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.mergeLoop() }
+            group.addTask { await self.resyncLoop() }
             for peer in topology.peers {
                 group.addTask { await self.pullLoop(peer) }
                 group.addTask { await self.pushLoop(peer) }
@@ -256,6 +359,14 @@ public final class SyncEngine: Sendable {
                 await waiter.wait(timeout: nil, until: { self.isStopping })
                 return
             }
+            await waiter.wait(timeout: settings.interval, until: { self.isStopping })
+        }
+    }
+
+    private func resyncLoop() async {
+        let waiter = wakeAll.subscriber()
+        while !isStopping {
+            await processResyncRequests()
             await waiter.wait(timeout: settings.interval, until: { self.isStopping })
         }
     }
@@ -341,7 +452,7 @@ public final class SyncEngine: Sendable {
             logger.warning("peer went backwards", metadata: ["peer": "\(peer.name)", "type": "\(type.rawValue)"])
             try await store.appendAudit([AuditEvent(actor: planner.actor, action: "peer-store-regressed", peer: peer.name, detail: detail)])
             await setState(peer.name, .syncing, detail: detail, force: true)
-            try await store.resetCursors(peer: peer.name)
+            try await store.resetCursors(peer: peer.name, resourceType: type)
             return try await pull(peer, type: type, client: client)
         }
         let seenBefore = stored?.seen ?? []

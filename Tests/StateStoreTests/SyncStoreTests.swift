@@ -137,7 +137,9 @@ struct SyncStoreTests {
         _ = try await store.commitMerge(MergeCommit(inboxID: inbox[0].id, outcome: .quarantined(reason: "bad")))
         #expect(try await store.inboxCounts(peer: "trust-a") == InboxCounts(pending: 1, merged: 0, quarantined: 1))
         #expect(try await store.cursor(peer: "trust-a", resourceType: .carePlan) != nil)
-        try await store.resetCursors(peer: "trust-a")
+        try await store.resetCursors(peer: "trust-a", resourceType: .encounter)
+        #expect(try await store.cursor(peer: "trust-a", resourceType: .carePlan) != nil)
+        try await store.resetCursors(peer: "trust-a", resourceType: nil)
         #expect(try await store.cursor(peer: "trust-a", resourceType: .carePlan) == nil)
     }
 }

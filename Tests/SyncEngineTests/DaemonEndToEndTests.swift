@@ -97,18 +97,54 @@ struct DaemonEndToEndTests {
         #expect(try await store.queue(peer: "hub", limit: 1).depth == 0, "the push was recorded as done")
     }
 
+    @Test("SIGUSR1 starts a pass at once and the daemon works through pending resync requests")
+    func sigusr1ProcessesResyncRequests() async throws {
+        let cluster = try await Cluster(providers: [("trust-a", "RA1", .readWrite)])
+        let patients = Records.patients(2)
+        try await Records.seed(cluster, peer: "trust-a", patients: [patients[0]], prefix: "A")
+        let configuration = cluster.directory.path("caresync.yaml").path
+        try writeConfiguration(cluster, to: configuration, interval: "1h")
+        let notify = try NotifySocketListener()
+        let daemon = try startDaemon(configuration, notify: notify)
+        try await notify.wait { $0.contains { $0.contains("READY=1") } }
+        while try await totalAll(cluster.hub.port) < 3 { try await Task.sleep(for: .milliseconds(20)) }
+
+        // A new record the hourly cycle would not see for an hour; an operator asks for a resync.
+        try await cluster.create("trust-a", Records.carePlan("trust-a", "CP-LATE", patient: patients[1]))
+        let operatorStore = try SQLiteStateStore.open(directory: cluster.stateDirectory, access: .operator)
+        let request = try await operatorStore.requestResync(peer: "trust-a", type: .carePlan, patient: nil, full: true, requestedBy: "tester")
+        operatorStore.close()
+        daemon.send(SIGUSR1)
+        let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+        var finished: ResyncRequest?
+        while ContinuousClock.now < deadline {
+            let reader = try SQLiteStateStore.open(directory: cluster.stateDirectory, access: .reader)
+            finished = try await reader.resyncRequest(id: request)
+            reader.close()
+            if finished?.state.isFinished == true, try await cluster.record("hub", .carePlan, Records.carePlanSystem("trust-a") + "|CP-LATE") != nil {
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(finished?.state == .completed)
+        #expect(finished?.outcome?.contains("new version(s) read") == true, "\(finished?.outcome ?? "-")")
+        #expect(try await cluster.record("hub", .carePlan, Records.carePlanSystem("trust-a") + "|CP-LATE") != nil)
+        daemon.send(SIGTERM)
+        #expect(try await daemon.waitForExit() == 0)
+    }
+
     func startDaemon(_ configuration: String, notify: NotifySocketListener) throws -> ChildProcess {
         try ChildProcess(
             executable: try TestPaths.product("caresync"), arguments: ["daemon", "--config", configuration],
             environment: ["NOTIFY_SOCKET": notify.address, "WATCHDOG_USEC": "2000000", "JOURNAL_STREAM": "8:1"])
     }
 
-    func writeConfiguration(_ cluster: Cluster, to path: String) throws {
+    func writeConfiguration(_ cluster: Cluster, to path: String, interval: String = "500ms") throws {
         var yaml = """
             state:
               path: \(cluster.stateDirectory)
             sync:
-              interval: 500ms
+              interval: \(interval)
               pageSize: 100
               clockSkewMargin: 2s
             metrics:
