@@ -302,8 +302,18 @@ public struct FHIRClient: Sendable {
     /// `POST [base]` with a `batch` Bundle; one result per entry, in order. Each entry's `fullUrl` is
     /// `urn:uuid:<requestID>`.
     public func batch(_ entries: [BatchEntry], requestID: String) async throws(FHIRClientError) -> [BatchEntryResult] {
+        try await bundle(entries, type: "batch", requestID: requestID)
+    }
+
+    /// `POST [base]` with a `transaction` Bundle: every entry or none. One result per entry, in order; a
+    /// failing entry fails the whole request (``FHIRClientError/Code/httpStatus`` with the entry's status).
+    public func transaction(_ entries: [BatchEntry], requestID: String) async throws(FHIRClientError) -> [BatchEntryResult] {
+        try await bundle(entries, type: "transaction", requestID: requestID)
+    }
+
+    private func bundle(_ entries: [BatchEntry], type: String, requestID: String) async throws(FHIRClientError) -> [BatchEntryResult] {
         let url = endpoint.baseURL
-        var body: [UInt8] = Array(#"{"resourceType":"Bundle","type":"batch","entry":["#.utf8)
+        var body: [UInt8] = Array(#"{"resourceType":"Bundle","type":""#.utf8) + Array(type.utf8) + Array(#"","entry":["#.utf8)
         body.reserveCapacity(entries.reduce(64) { $0 + $1.body.count + 200 })
         for (index, entry) in entries.enumerated() {
             if index > 0 { body.append(UInt8(ascii: ",")) }
@@ -326,8 +336,8 @@ public struct FHIRClient: Sendable {
         let headers: HTTPHeaders = ["Content-Type": "application/fhir+json; charset=utf-8"]
         let response = try await exchange(.post, url: url, requestID: requestID, headers: headers, body: body)
         let bundle = try jsonBody(response, url: url)
-        guard bundle["resourceType"]?.stringValue == "Bundle", bundle["type"]?.stringValue == "batch-response" else {
-            throw FHIRClientError(.malformedResponse, "the answer to a batch is not a batch-response Bundle", url: url)
+        guard bundle["resourceType"]?.stringValue == "Bundle", bundle["type"]?.stringValue == type + "-response" else {
+            throw FHIRClientError(.malformedResponse, "the answer to a \(type) is not a \(type)-response Bundle", url: url)
         }
         let answers = bundle["entry"]?.arrayValue ?? []
         guard answers.count == entries.count else {

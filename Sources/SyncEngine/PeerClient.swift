@@ -14,6 +14,7 @@ public protocol SyncPeerClient: Sendable {
     func update(_ type: ResourceType, id: String, body: [UInt8], ifMatchVersion: String?, requestID: String)
         async throws(FHIRClientError) -> WriteResult
     func batch(_ entries: [BatchEntry], requestID: String) async throws(FHIRClientError) -> [BatchEntryResult]
+    func transaction(_ entries: [BatchEntry], requestID: String) async throws(FHIRClientError) -> [BatchEntryResult]
 }
 
 extension FHIRClient: SyncPeerClient {}

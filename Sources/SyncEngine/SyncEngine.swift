@@ -645,8 +645,9 @@ public final class SyncEngine: Sendable {
         return (report, next?.items.first?.nextAttemptAt)
     }
 
-    /// Sends leased pushes: one request for one push (its `X-Request-ID` is the push's), a `batch`
-    /// Bundle for several (each entry's `fullUrl` names its push).
+    /// Sends leased pushes: one request for one push (its `X-Request-ID` is the push's), a `transaction`
+    /// Bundle for several, or a `batch` when the transaction fails on one entry (each entry's `fullUrl`
+    /// names its push).
     func send(_ leased: [LeasedPush], to client: any SyncPeerClient) async -> [PushAnswer] {
         if leased.count == 1 {
             let item = leased[0].item
@@ -678,7 +679,15 @@ public final class SyncEngine: Sendable {
                 ifNoneExist: push.operation == .create ? Self.ifNoneExist(push.recordKey) : nil, body: push.body)
         }
         do {
-            let results = try await client.batch(entries, requestID: RequestIdentifier.make())
+            // A transaction first: one unit of work at the peer, much cheaper there than entry by entry.
+            // When one entry fails it (a lost race, bad input), the same entries go again as a batch, whose
+            // per-entry answers say which one failed; the others land. A retriable failure retries all.
+            let results: [BatchEntryResult]
+            do {
+                results = try await client.transaction(entries, requestID: RequestIdentifier.make())
+            } catch let error where error.code == .httpStatus && !error.isRetriable {
+                results = try await client.batch(entries, requestID: RequestIdentifier.make())
+            }
             return results.map { result in
                 if (200...299).contains(result.status), let localID = result.localID {
                     return .stored(status: result.status, localID: localID, versionID: result.versionID)
