@@ -79,12 +79,15 @@ extension SQLiteStateStore: SyncStateStoreProtocol {
         guard !pushes.isEmpty else { return [] }
         return try await writeTransaction { tx in
             var lost = Set<Int64>()
+            try tx.requirePeers(pushes.flatMap { $0.followUps.flatMap { [$0.peer] + $0.baseOwners } })
             for done in pushes {
                 do {
                     try tx.applyCompletion(done.push, done.completion)
                 } catch let error as StateStoreError where error.code == .leaseLost {
                     lost.insert(done.push.item.id)
+                    continue
                 }
+                for followUp in done.followUps { _ = try tx.enqueue(followUp) }
             }
             return lost
         }
@@ -181,6 +184,23 @@ extension SQLiteStateStore: SyncStateStoreProtocol {
             } else {
                 try tx.db.execute(sql: "DELETE FROM cursor WHERE peer = ?", arguments: [peer])
             }
+        }
+    }
+
+    public func syncedVersions(peer: String, resourceType: ResourceType, localIDs: [String]) async throws(StateStoreError)
+        -> [String: String]
+    {
+        guard !localIDs.isEmpty else { return [:] }
+        return try await readTransaction { db in
+            let statement = try db.cachedStatement(
+                sql: "SELECT version_id FROM identity WHERE peer = ? AND resource_type = ? AND local_id = ?")
+            var versions: [String: String] = [:]
+            for id in localIDs {
+                if let version = try String.fetchOne(statement, arguments: [peer, resourceType.rawValue, id]) {
+                    versions[id] = version
+                }
+            }
+            return versions
         }
     }
 

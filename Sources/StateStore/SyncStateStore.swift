@@ -22,6 +22,9 @@ public protocol SyncStateStoreProtocol: StateStoreProtocol, ResyncRequestStore {
     /// Forgets the pull cursor of `peer` for `resourceType` (every type when `nil`), so its next pull
     /// reads everything again.
     func resetCursors(peer: String, resourceType: ResourceType?) async throws(StateStoreError)
+    /// The versions the identity map holds as synced with `peer` for these ids (id → versionId), for
+    /// recognising at pull time a version already known (our own push coming back).
+    func syncedVersions(peer: String, resourceType: ResourceType, localIDs: [String]) async throws(StateStoreError) -> [String: String]
     /// Inbox rows of `peer` by state: pending, merged, quarantined.
     func inboxCounts(peer: String) async throws(StateStoreError) -> InboxCounts
 }
@@ -100,14 +103,17 @@ public struct PatientRecord: Sendable, Hashable {
     }
 }
 
-/// A push that succeeded, with what the target answered.
+/// A push that succeeded, with what the target answered and the pushes that follow from it (queued in
+/// the same transaction, only if this completion is recorded).
 public struct CompletedPush: Sendable, Hashable {
     public var push: LeasedPush
     public var completion: PushCompletion
+    public var followUps: [PushRequest]
 
-    public init(push: LeasedPush, completion: PushCompletion) {
+    public init(push: LeasedPush, completion: PushCompletion, followUps: [PushRequest] = []) {
         self.push = push
         self.completion = completion
+        self.followUps = followUps
     }
 }
 

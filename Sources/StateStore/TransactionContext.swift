@@ -206,8 +206,7 @@ final class TransactionContext {
 
     func addAlias(_ alias: GlobalKey, to record: GlobalKey) throws {
         let existing = try String.fetchOne(
-            db,
-            sql: "SELECT record_key FROM record_alias WHERE alias_key = ?",
+            try db.cachedStatement(sql: "SELECT record_key FROM record_alias WHERE alias_key = ?"),
             arguments: [alias.description]
         )
         if let existing {
@@ -219,10 +218,8 @@ final class TransactionContext {
             }
             return
         }
-        try db.execute(
-            sql: "INSERT INTO record_alias (alias_key, record_key) VALUES (?, ?)",
-            arguments: [alias.description, record.description]
-        )
+        try db.cachedStatement(sql: "INSERT INTO record_alias (alias_key, record_key) VALUES (?, ?)")
+            .execute(arguments: [alias.description, record.description])
     }
 
     func link(_ link: IdentityLink) throws {
@@ -238,8 +235,7 @@ final class TransactionContext {
 
     func setIdentity(recordKey: GlobalKey, peer: String, localID: String, versionID: String?) throws {
         let holder = try String.fetchOne(
-            db,
-            sql: "SELECT record_key FROM identity WHERE peer = ? AND resource_type = ? AND local_id = ?",
+            try db.cachedStatement(sql: "SELECT record_key FROM identity WHERE peer = ? AND resource_type = ? AND local_id = ?"),
             arguments: [peer, recordKey.resourceType.rawValue, localID]
         )
         if let holder, holder != recordKey.description {

@@ -380,11 +380,22 @@ public struct InboundPlanner: Sendable {
             commit.baseUpdates = [BaseUpdate(peer: hub.name, recordKey: key, content: record.content)]
         }
 
-        // Fan-out to the read-write providers in scope whose copy differs. Not while a push of ours to the
-        // hub is queued for the record: the hub's content is about to change (a provider's change is on its
-        // way in), and the echo of that push fans out instead, so no provider is sent content lacking it.
-        let hubPushQueued = context.queueTails[hub.name] != nil
-        for provider in topology.providers where provider.isWritableProvider && provider.fanOut != .none && !hubPushQueued {
+        commit.pushes = fanOut(resource, key: key, nhs: nhs, context: context, hubPushQueued: context.queueTails[hub.name] != nil)
+        let kind: InboundPlan.Kind = commit.pushes.isEmpty && !newer ? .unchanged : .hubChange
+        return InboundPlan(kind: kind, commit: commit, recordKey: key, keys: allKeys, decisions: 0, regression: false)
+    }
+
+    // MARK: Fan-out
+
+    /// The pushes that bring the hub's content `resource` of record `key` to each read-write provider in
+    /// scope whose copy (or queued push) differs: an update guarded by the provider's synced version, or a
+    /// conditional create where it holds the patient but not the record. None while `hubPushQueued` (a push
+    /// of ours to the hub is still queued for the record: the hub's content is about to change, and that
+    /// push fans out when it lands, so no provider is sent content lacking a change on its way in).
+    public func fanOut(_ resource: JSON, key: GlobalKey, nhs: NHSNumber?, context: RecordContext, hubPushQueued: Bool) -> [PushRequest] {
+        guard !hubPushQueued else { return [] }
+        var pushes: [PushRequest] = []
+        for provider in topology.providers where provider.isWritableProvider && provider.fanOut != .none {
             let holdsRecord = context.identity?.at(provider.name) != nil
             let inScope =
                 holdsRecord
@@ -397,20 +408,19 @@ public struct InboundPlanner: Sendable {
                 // queued to get. The provider's own unmerged changes are protected by If-Match.
                 guard let current = side.content, !ResourceContent.sameMeaning(resource, current) else { continue }
                 if side.operation == .update, side.ifMatch == nil { continue }
-                commit.pushes.append(
+                pushes.append(
                     PushRequest(
                         peer: provider.name, recordKey: key, nhsNumber: nhs, operation: side.operation, localID: side.localID,
                         ifMatchVersion: side.ifMatch, body: ResourceContent.body(resource, targetID: side.localID),
                         baseOwners: [provider.name], mergeBase: side.mergeBase))
             } else {
-                commit.pushes.append(
+                pushes.append(
                     PushRequest(
                         peer: provider.name, recordKey: key, nhsNumber: nhs, operation: .create,
                         body: ResourceContent.body(resource, targetID: nil), baseOwners: [provider.name], mergeBase: nil))
             }
         }
-        let kind: InboundPlan.Kind = commit.pushes.isEmpty && !newer ? .unchanged : .hubChange
-        return InboundPlan(kind: kind, commit: commit, recordKey: key, keys: allKeys, decisions: 0, regression: false)
+        return pushes
     }
 
     // MARK: Versions

@@ -472,6 +472,12 @@ public final class SyncEngine: Sendable {
                 }
                 if !seenBefore.contains(record.versionKey) { records.append(record) }
             }
+            // A version the identity map already holds as synced (our own push coming back, or one merged
+            // before) is not stored again: nothing would come of it.
+            if !records.isEmpty {
+                let known = try await store.syncedVersions(peer: peer.name, resourceType: type, localIDs: records.map(\.localID))
+                if !known.isEmpty { records.removeAll { known[$0.localID] == $0.versionID } }
+            }
             let isLast = page.next == nil
             // Server times only: the newest stamp in the page while more pages follow (sorted ascending,
             // every later version is at or after it), the answer's own time on the last page.
@@ -746,11 +752,15 @@ public final class SyncEngine: Sendable {
             }
         }
         if !completions.isEmpty {
+            if peer.name == topology.hub.name {
+                completions = await withFanOut(completions)
+            }
             do {
                 let lost = try await store.complete(completions)
                 for done in completions where !lost.contains(done.push.item.id) {
                     report.pushed[peer.name, default: 0] += 1
                     observer?.pushed(peer: peer.name, outcome: .succeeded)
+                    for followUp in done.followUps { pushSignals[followUp.peer]?.notify() }
                 }
             } catch {
                 logger.error("recording completed pushes failed", metadata: ["peer": "\(peer.name)", "error": "\(error)"])
@@ -760,6 +770,28 @@ public final class SyncEngine: Sendable {
             await setState(peer.name, .backingOff, detail: lastFailure)
         }
         return report
+    }
+
+    /// Hub pushes that landed, each with the fan-out of its content to the providers in scope (queued in
+    /// the same transaction as the completion). Our own pushes coming back from the hub are not pulled
+    /// again, so this is where the changes that providers made reach the other providers.
+    func withFanOut(_ completions: [CompletedPush]) async -> [CompletedPush] {
+        guard topology.providers.contains(where: { $0.isWritableProvider && $0.fanOut != .none }) else { return completions }
+        let lookups = completions.map { done in
+            RecordLookup(
+                peer: topology.hub.name, resourceType: done.push.item.push.recordKey.resourceType, localID: done.completion.localID,
+                keys: [done.push.item.push.recordKey], patient: topology.needsPatientHolders ? done.push.item.push.nhsNumber : nil)
+        }
+        guard let contexts = try? await store.recordContexts(lookups) else { return completions }
+        var result = completions
+        for (index, (done, context)) in zip(completions, contexts).enumerated() {
+            guard let resource = ResourceContent.parse(done.push.item.push.body) else { continue }
+            let laterPushQueued = context.queueTails[topology.hub.name].map { $0.id != done.push.item.id } ?? false
+            result[index].followUps = planner.fanOut(
+                resource, key: done.push.item.push.recordKey, nhs: done.push.item.push.nhsNumber, context: context,
+                hubPushQueued: laterPushQueued)
+        }
+        return result
     }
 
     /// 409/412, or a conditional create that found the record: re-read the target, merge again, and
