@@ -228,6 +228,87 @@ public struct FHIRClient: Sendable {
         return try await page(at: endpoint.baseURL + "/" + type.rawValue + "/_history?" + query, expecting: "history")
     }
 
+    /// `GET [base]/[type]?parameters` (first page), its resources kept as the bytes received.
+    public func searchPage(_ type: ResourceType, _ parameters: [(String, String)]) async throws(FHIRClientError) -> RawBundlePage {
+        let query = parameters.map { Self.percentEncode($0.0) + "=" + Self.percentEncode($0.1) }.joined(separator: "&")
+        return try await rawPage(at: endpoint.baseURL + "/" + type.rawValue + (query.isEmpty ? "" : "?" + query))
+    }
+
+    /// The search page a `next` link names, raw; refuses a link outside the peer's base.
+    public func nextPage(_ link: String) async throws(FHIRClientError) -> RawBundlePage {
+        try await rawPage(at: link)
+    }
+
+    /// A searchset page read with ``JSONScanner``: the Bundle's shape is checked and each entry's
+    /// `resource` is cut out as it was sent, without building a tree of the whole page.
+    private func rawPage(at url: String) async throws(FHIRClientError) -> RawBundlePage {
+        let response = try await exchange(.get, url: url, requestID: RequestIdentifier.make())
+        let shown = Self.withoutQuery(url)
+        guard let contentType = response.headers["Content-Type"]?.lowercased(),
+            contentType.hasPrefix("application/fhir+json") || contentType.hasPrefix("application/json")
+        else {
+            throw FHIRClientError(
+                .malformedResponse,
+                "the answer's Content-Type is \(response.headers["Content-Type"].map { "\"\($0)\"" } ?? "absent"), not application/fhir+json",
+                url: shown)
+        }
+        let body = response.body
+        var page = RawBundlePage(resources: [], serverTime: nil, next: nil)
+        var resourceType: String?
+        var bundleType: String?
+        var links: JSON?
+        do throws(JSONScanner.Failure) {
+            var scanner = JSONScanner(body)
+            let reader = JSONScanner(body)
+            try scanner.members { key, value throws(JSONScanner.Failure) in
+                switch key {
+                case "resourceType": resourceType = reader.stringValue(value)
+                case "type": bundleType = reader.stringValue(value)
+                case "meta":
+                    guard body[value.lowerBound] == UInt8(ascii: "{") else { return }
+                    var meta = reader.scanner(at: value)
+                    try meta.members { key, value throws(JSONScanner.Failure) in
+                        if key == "lastUpdated" { page.serverTime = reader.stringValue(value).flatMap(FHIRInstant.init) }
+                    }
+                case "link":
+                    links = try? JSON.parse(Array(body[value]))
+                case "entry":
+                    guard body[value.lowerBound] == UInt8(ascii: "[") else { throw reader.fail("Bundle.entry is not an array") }
+                    var entries = reader.scanner(at: value)
+                    try entries.elements { element throws(JSONScanner.Failure) in
+                        guard body[element.lowerBound] == UInt8(ascii: "{") else { throw reader.fail("a Bundle entry is not an object") }
+                        var entry = reader.scanner(at: element)
+                        var found = false
+                        try entry.members { key, value throws(JSONScanner.Failure) in
+                            guard key == "resource" else { return }
+                            found = true
+                            page.resources.append(try RawResource(bytes: Array(body[value])))
+                        }
+                        if !found { throw reader.fail("a Bundle entry has no resource") }
+                    }
+                default: break
+                }
+            }
+            scanner.skipWhitespace()
+            if scanner.index != body.count { throw scanner.fail("trailing bytes after the Bundle") }
+        } catch {
+            throw FHIRClientError(.malformedResponse, "the answer is not a valid Bundle: \(error.message) at byte \(error.offset)", url: shown)
+        }
+        guard resourceType == "Bundle" else { throw FHIRClientError(.malformedResponse, "the answer is not a Bundle", url: shown) }
+        guard bundleType == "searchset" else {
+            throw FHIRClientError(.malformedResponse, "Bundle.type is \(bundleType ?? "absent"), not searchset", url: shown)
+        }
+        for link in links?.arrayValue ?? [] where link["relation"]?.stringValue == "next" {
+            guard let target = link["url"]?.stringValue else {
+                throw FHIRClientError(.malformedResponse, "Bundle.link[next] has no url", url: shown)
+            }
+            try checkUnderBase(target)
+            page.next = target
+        }
+        if page.serverTime == nil { page.serverTime = response.headers["Date"].flatMap(HTTPDate.parse) }
+        return page
+    }
+
     /// The page a `next` link names; refuses a link outside the peer's base.
     public func next(_ link: String, expecting bundleType: String = "searchset") async throws(FHIRClientError) -> BundlePage {
         try await page(at: link, expecting: bundleType)

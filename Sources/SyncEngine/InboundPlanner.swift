@@ -111,7 +111,7 @@ public struct InboundPlanner: Sendable {
     public func plan(_ prepared: PreparedVersion, context: RecordContext) -> InboundPlan {
         let item = prepared.item
         if let reason = prepared.quarantineReason {
-            return quarantine(item, reason: reason)
+            return quarantine(item, reason: reason, patient: prepared.identity?.nhsNumber)
         }
         guard let resource = prepared.resource, let identity = prepared.identity else {
             return quarantine(item, reason: "the stored version could not be read")
@@ -125,10 +125,10 @@ public struct InboundPlanner: Sendable {
         return planProviderVersion(item, peer: peer, resource: resource, identity: identity, context: context)
     }
 
-    func quarantine(_ item: InboxItem, reason: String) -> InboundPlan {
+    func quarantine(_ item: InboxItem, reason: String, patient: NHSNumber? = nil) -> InboundPlan {
         let clipped = reason.count > 2000 ? String(reason.prefix(2000)) + "…" : reason
         let audit = AuditEvent(
-            actor: actor, action: "inbox-quarantined", peer: item.peer, nhsNumber: item.record.nhsNumber,
+            actor: actor, action: "inbox-quarantined", peer: item.peer, nhsNumber: patient ?? item.record.nhsNumber,
             detail: "\(item.record.resourceType.rawValue)/\(item.record.localID)/_history/\(item.record.versionID): \(clipped)")
         return InboundPlan(
             kind: .quarantined, commit: MergeCommit(inboxID: item.id, outcome: .quarantined(reason: clipped), audit: [audit]),

@@ -8,6 +8,9 @@ public protocol SyncPeerClient: Sendable {
     func requireR4() async throws(FHIRClientError) -> PeerCapabilities
     func search(_ type: ResourceType, _ parameters: [(String, String)]) async throws(FHIRClientError) -> BundlePage
     func next(_ link: String, expecting bundleType: String) async throws(FHIRClientError) -> BundlePage
+    /// A search page with its resources as the bytes received (what pulls store).
+    func searchPage(_ type: ResourceType, _ parameters: [(String, String)]) async throws(FHIRClientError) -> RawBundlePage
+    func nextPage(_ link: String) async throws(FHIRClientError) -> RawBundlePage
     func read(_ type: ResourceType, id: String) async throws(FHIRClientError) -> FetchedResource?
     func create(_ type: ResourceType, body: [UInt8], ifNoneExist: String?, requestID: String) async throws(FHIRClientError)
         -> WriteResult

@@ -274,7 +274,7 @@ public final class SyncEngine: Sendable {
     /// One patient's records of one type at a peer, stored with the cursor left where it was.
     func pullPatient(_ peer: SyncPeer, type: ResourceType, patient: NHSNumber, client: any SyncPeerClient) async throws -> Int {
         guard let cursor = try await store.cursor(peer: peer.name, resourceType: type) else { return 0 }
-        var page = try await client.search(
+        var page = try await client.searchPage(
             type, [("patient:identifier", NHSNumber.system + "|" + patient.digits), ("_count", String(settings.pageSize))])
         var total = 0
         while true {
@@ -283,7 +283,7 @@ public final class SyncEngine: Sendable {
                 total += try await store.storePulledPage(PulledPage(peer: peer.name, resourceType: type, records: records, cursor: cursor))
             }
             guard let link = page.next, !isStopping else { break }
-            page = try await client.next(link, expecting: "searchset")
+            page = try await client.nextPage(link)
         }
         return total
     }
@@ -441,7 +441,7 @@ public final class SyncEngine: Sendable {
         if let cursorTime {
             parameters.insert(("_lastUpdated", "ge" + cursorTime.adding(milliseconds: -settings.clockSkewMargin.milliseconds).text), at: 0)
         }
-        var page = try await client.search(type, parameters)
+        var page = try await client.searchPage(type, parameters)
         if let cursorTime, let serverTime = page.serverTime,
             serverTime.millisecondsSinceEpoch < cursorTime.millisecondsSinceEpoch - settings.clockSkewMargin.milliseconds
         {
@@ -502,26 +502,22 @@ public final class SyncEngine: Sendable {
                 throw FHIRClientError(.malformedResponse, "the peer gave no server time for a page of results", url: type.rawValue)
             }
             guard let link = page.next, !isStopping else { break }
-            page = try await client.next(link, expecting: "searchset")
+            page = try await client.nextPage(link)
         }
         return total
     }
 
     /// An inbox row for a pulled resource. A resource without an id or version keeps a stand-in made
     /// from its content, so it is stored (and quarantined by the merge), never dropped.
-    static func inboxRecord(_ resource: JSON, type: ResourceType) -> InboxRecord {
-        let content = resource.serialized()
-        let identity = ResourceIdentity(resource)
-        let id = resource["id"]?.stringValue
-        let version = resource["meta"]?["versionId"]?.stringValue
-        let digest = id == nil || version == nil ? Self.digest(content) : ""
+    static func inboxRecord(_ resource: RawResource, type: ResourceType) -> InboxRecord {
+        let digest = resource.id == nil || resource.versionID == nil ? Self.digest(resource.bytes) : ""
         return InboxRecord(
             resourceType: type,
-            localID: id ?? "missing-id-\(digest)",
-            versionID: version ?? "missing-version-\(digest)",
-            lastUpdated: resource["meta"]?["lastUpdated"]?.stringValue,
-            nhsNumber: identity?.nhsNumber,
-            content: content)
+            localID: resource.id ?? "missing-id-\(digest)",
+            versionID: resource.versionID ?? "missing-version-\(digest)",
+            lastUpdated: resource.lastUpdated,
+            nhsNumber: nil,
+            content: resource.bytes)
     }
 
     static func digest(_ bytes: [UInt8]) -> String {
