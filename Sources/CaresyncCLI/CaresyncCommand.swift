@@ -5,7 +5,7 @@ public struct CaresyncCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "caresync",
         abstract: "Keeps care plans and care contacts in step between NHS providers and the ICB shared care record.",
-        subcommands: [MergeCommand.self, ValidateCommand.self, CheckConfigCommand.self]
+        subcommands: [DaemonCommand.self, SandboxCommand.self, MergeCommand.self, ValidateCommand.self, CheckConfigCommand.self]
     )
 
     public init() {}
