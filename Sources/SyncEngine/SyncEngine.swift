@@ -821,6 +821,22 @@ public final class SyncEngine: Sendable {
                 ])
                 return
             }
+            // The hub already holds exactly what we pushed: our push landed and its answer was lost (a
+            // crash, a dropped connection). Complete it as if the answer had come, so the bases of its owners
+            // are set and its fan-out is queued with the completion; withdrawing it would lose the fan-out,
+            // since our own version coming back from the hub is not pulled again.
+            if isHub, let current, recovery.replacement == nil, recovery.conflicts.isEmpty,
+                ResourceContent.sameMeaning(current.resource, ResourceContent.parse(item.push.body))
+            {
+                let done = await withFanOut([
+                    CompletedPush(push: push, completion: PushCompletion(localID: current.localID, versionID: current.versionID))
+                ])
+                let lost = try await store.complete(done)
+                if !lost.contains(item.id) {
+                    for followUp in done.flatMap(\.followUps) { pushSignals[followUp.peer]?.notify() }
+                }
+                return
+            }
             _ = try await store.recoverLostRace(push, recovery)
             if recovery.replacement != nil { pushSignals[peer.name]?.notify() }
         } catch let error as FHIRClientError {
