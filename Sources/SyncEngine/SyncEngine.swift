@@ -74,6 +74,12 @@ public final class SyncEngine: Sendable {
     private let wakeAll = EngineSignal()
     private let mergeSignal = EngineSignal()
     private let pushSignals: [String: EngineSignal]
+    /// Decisions that read the state (the patient's holders, the hub's records of the patient, queued
+    /// pushes) and commit what follows from it: merge batches (onboarding a new holder) and hub push
+    /// completions (their fan-out). Run one at a time, so neither decides on a snapshot the other is about
+    /// to change: a record landing at the hub while a provider starts holding its patient reaches it either
+    /// by the completion's fan-out or by the onboarding, never by neither.
+    private let decisionSection = SerialSection()
 
     /// - Parameters:
     ///   - topology: the hub and providers.
@@ -556,22 +562,25 @@ public final class SyncEngine: Sendable {
         var report = SyncReport()
         let started = ContinuousClock.now
         let prepared = items.map(planner.prepare)
-        let contexts = try await store.recordContexts(prepared.map(planner.lookup))
-        var overlay = BatchOverlay()
-        var plans: [InboundPlan] = []
-        plans.reserveCapacity(items.count)
-        for (version, context) in zip(prepared, contexts) {
-            var effective = overlay.context(for: version, planner: planner) ?? context
-            if overlay.hasOnboarded(version) { effective.hubPatientRecords = [] }
-            let plan = planner.plan(version, context: effective)
-            overlay.record(plan, version: version, context: effective)
-            plans.append(plan)
-        }
-        do {
-            _ = try await store.commitMerges(plans.map(\.commit))
-        } catch {
-            logger.warning("a batch of merges could not be committed; merging its rows one by one", metadata: ["error": "\(error)"])
-            plans = try await mergeOneByOne(prepared)
+        let plans = try await decisionSection.run {
+            let contexts = try await store.recordContexts(prepared.map(planner.lookup))
+            var overlay = BatchOverlay()
+            var plans: [InboundPlan] = []
+            plans.reserveCapacity(items.count)
+            for (version, context) in zip(prepared, contexts) {
+                var effective = overlay.context(for: version, planner: planner) ?? context
+                if overlay.hasOnboarded(version) { effective.hubPatientRecords = [] }
+                let plan = planner.plan(version, context: effective)
+                overlay.record(plan, version: version, context: effective)
+                plans.append(plan)
+            }
+            do {
+                _ = try await store.commitMerges(plans.map(\.commit))
+            } catch {
+                logger.warning("a batch of merges could not be committed; merging its rows one by one", metadata: ["error": "\(error)"])
+                plans = try await mergeOneByOne(prepared)
+            }
+            return plans
         }
         let perRow = (ContinuousClock.now - started) / max(plans.count, 1)
         var touched = Set<String>()
@@ -748,11 +757,13 @@ public final class SyncEngine: Sendable {
             }
         }
         if !completions.isEmpty {
-            if peer.name == topology.hub.name {
-                completions = await withFanOut(completions)
-            }
             do {
-                let lost = try await store.complete(completions)
+                let lost = try await decisionSection.run {
+                    if peer.name == topology.hub.name {
+                        completions = await withFanOut(completions)
+                    }
+                    return try await store.complete(completions)
+                }
                 for done in completions where !lost.contains(done.push.item.id) {
                     report.pushed[peer.name, default: 0] += 1
                     observer?.pushed(peer: peer.name, outcome: .succeeded)
@@ -828,10 +839,12 @@ public final class SyncEngine: Sendable {
             if isHub, let current, recovery.replacement == nil, recovery.conflicts.isEmpty,
                 ResourceContent.sameMeaning(current.resource, ResourceContent.parse(item.push.body))
             {
-                let done = await withFanOut([
-                    CompletedPush(push: push, completion: PushCompletion(localID: current.localID, versionID: current.versionID))
-                ])
-                let lost = try await store.complete(done)
+                let (done, lost) = try await decisionSection.run {
+                    let done = await withFanOut([
+                        CompletedPush(push: push, completion: PushCompletion(localID: current.localID, versionID: current.versionID))
+                    ])
+                    return (done, try await store.complete(done))
+                }
                 if !lost.contains(item.id) {
                     for followUp in done.flatMap(\.followUps) { pushSignals[followUp.peer]?.notify() }
                 }
@@ -965,6 +978,47 @@ struct BatchOverlay {
 
     private static func local(_ peer: String, _ type: ResourceType, _ id: String) -> String {
         "\(peer)|\(type.rawValue)|\(id)"
+    }
+}
+
+/// Runs async sections one at a time, in arrival order.
+final class SerialSection: Sendable {
+    private struct State {
+        var busy = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    func run<T>(_ body: () async throws -> T) async rethrows -> T {
+        await acquire()
+        defer { release() }
+        return try await body()
+    }
+
+    private func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state -> Bool in
+                guard state.busy else {
+                    state.busy = true
+                    return true
+                }
+                state.waiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    private func release() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.waiters.isEmpty else {
+                state.busy = false
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
     }
 }
 
