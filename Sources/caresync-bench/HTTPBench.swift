@@ -1,70 +1,105 @@
 import CaresyncHTTP
+import FHIRJSON
 import Foundation
 
-/// `caresync-bench http`: requests/s of ``HTTPClient`` against one nginx endpoint on loopback at 1, 16
-/// and 64 concurrent requests, next to `wrk` against the same endpoint with the same concurrency in
-/// the same run. Target (DESIGN §10): at least 0.8× wrk's rate.
+/// `caresync-bench http`: requests/s of ``HTTPClient`` next to `wrk` against the same endpoint with the
+/// same concurrency in the same run. Target (DESIGN §10): at least 0.8× wrk's rate.
 ///
-/// nginx (Debian `nginx-light`, one worker, keep-alive without a request limit) serves a 1 KiB static
-/// file from a temporary prefix so the endpoint is not the bottleneck. wrk runs one thread, as the
-/// transport runs its transfers on one thread. The machine is shared, so each figure is the best of
-/// several short rounds that alternate wrk and the transport. A progress line also gives each side's
-/// CPU time per request (user + system, from getrusage), which the shared machine's load disturbs less.
+/// Two endpoints:
+/// - **nginx, a 1 KiB static file** (Debian `nginx-light`, one worker, keep-alive without a request
+///   limit) at 1, 16 and 64 concurrent requests: the server costs almost nothing, so the figure is the
+///   client's own per-request cost against wrk's, the hardest comparison for any client.
+/// - **caresync-store, a FHIR read** (`GET /fhir/CarePlan/{id}` of a 2 KB care plan, the release store
+///   from `CARESYNC_BIN_DIR`) at 1 and 16 concurrent requests: the endpoint caresync actually talks to,
+///   where the server's work per request is part of every figure.
+///
+/// wrk runs one thread, as the transport runs its transfers on one thread. The machine is shared, so
+/// each figure is the best of several short rounds that alternate wrk and the transport. A progress
+/// line also gives each side's CPU time per request (user + system, from getrusage), which the shared
+/// machine's load disturbs less.
 enum HTTPBench {
-    static let concurrencies = [1, 16, 64]
     static let rounds = 5
     static let seconds = 2
 
+    /// One endpoint and the concurrencies measured against it.
+    struct Endpoint {
+        var name: String
+        var url: String
+        var concurrencies: [Int]
+        /// The body every answer must have (checked on each request), from a first GET.
+        var expectedSize: Int
+    }
+
     static func run() async throws {
-        let nginx = try Nginx.start()
-        defer { nginx.stop() }
-        let url = "http://127.0.0.1:\(nginx.port)/resource.json"
         let client = HTTPClient(configuration: .init(maximumConnectionsPerHost: 64))
         defer { client.shutdown() }
 
-        print("http: warming up against \(url)")
-        _ = try await transportRate(client: client, url: url, concurrency: 64, seconds: 1)
-        _ = try wrkRate(url: url, concurrency: 64, seconds: 1)
+        let nginx = try Nginx.start()
+        defer { nginx.stop() }
+        try await measure(
+            Endpoint(
+                name: "GET 1 KiB static file from nginx", url: "http://127.0.0.1:\(nginx.port)/resource.json",
+                concurrencies: [1, 16, 64], expectedSize: Nginx.documentSize),
+            client: client)
 
-        for concurrency in concurrencies {
+        let store = try BenchStore.start()
+        defer { store.stop() }
+        let url = try await store.seedCarePlan(client: client)
+        let first = try await client.send(HTTPRequest(url: url))
+        guard first.status == 200 else { throw BenchError("caresync-store answered \(first.status) to \(url)") }
+        try await measure(
+            Endpoint(
+                name: "GET /fhir/CarePlan/{id} (\(first.body.count) B) from caresync-store", url: url, concurrencies: [1, 16],
+                expectedSize: first.body.count),
+            client: client)
+    }
+
+    static func measure(_ endpoint: Endpoint, client: HTTPClient) async throws {
+        print("http: warming up against \(endpoint.url)")
+        let warmUp = endpoint.concurrencies.max() ?? 1
+        _ = try await transportRate(client: client, endpoint: endpoint, concurrency: warmUp, seconds: 1)
+        _ = try wrkRate(url: endpoint.url, concurrency: warmUp, seconds: 1)
+
+        for concurrency in endpoint.concurrencies {
             var baseline = 0.0
             var value = 0.0
             var wrkCPU = CPUCounter(who: RUSAGE_CHILDREN)
             var ourCPU = CPUCounter(who: RUSAGE_SELF)
             for _ in 0..<rounds {
-                let wrk = try wrkCPU.measure { try wrkRate(url: url, concurrency: concurrency, seconds: seconds) }
+                let wrk = try wrkCPU.measure { try wrkRate(url: endpoint.url, concurrency: concurrency, seconds: seconds) }
                 baseline = max(baseline, wrk)
                 let ours = try await ourCPU.measure {
-                    try await transportRate(client: client, url: url, concurrency: concurrency, seconds: seconds)
+                    try await transportRate(client: client, endpoint: endpoint, concurrency: concurrency, seconds: seconds)
                 }
                 value = max(value, ours)
             }
             print(
-                "http: \(concurrency) concurrent: CPU per request \(wrkCPU.microsecondsPerRequest(seconds: seconds)) µs wrk, "
+                "http: \(endpoint.name), \(concurrency) concurrent: CPU per request "
+                    + "\(wrkCPU.microsecondsPerRequest(seconds: seconds)) µs wrk, "
                     + "\(ourCPU.microsecondsPerRequest(seconds: seconds)) µs transport (this process)")
             let ratio = value / baseline
-            print(
-                "BENCH {\"area\":\"http\",\"scenario\":\"GET 1 KiB over HTTP/1.1 keep-alive, \(concurrency) concurrent\","
-                    + "\"unit\":\"req/s\",\"value\":\(Int(value)),\"baseline_name\":\"wrk -t1 -c\(concurrency)\","
-                    + "\"baseline\":\(Int(baseline)),\"ratio\":\(rounded(ratio)),"
-                    + "\"target\":\"ratio >= 0.8 (best of \(rounds) alternating \(seconds) s rounds)\","
-                    + "\"met\":\(ratio >= 0.8)}")
+            BenchResult(
+                area: "http", scenario: "\(endpoint.name), HTTP/1.1 keep-alive, \(concurrency) concurrent", unit: "req/s",
+                value: value, baselineName: "wrk -t1 -c\(concurrency), same URL", baseline: baseline, ratio: ratio,
+                target: "ratio >= 0.8 (best of \(rounds) alternating \(seconds) s rounds)", met: ratio >= 0.8
+            ).emit()
         }
     }
 
     /// `concurrency` tasks each sending GETs back to back for `seconds`; completed requests per second.
-    static func transportRate(client: HTTPClient, url: String, concurrency: Int, seconds: Int) async throws -> Double {
+    static func transportRate(client: HTTPClient, endpoint: Endpoint, concurrency: Int, seconds: Int) async throws -> Double {
         let clock = ContinuousClock()
         let start = clock.now
         let deadline = start + .seconds(seconds)
-        let request = HTTPRequest(url: url)
+        let request = HTTPRequest(url: endpoint.url)
+        let expectedSize = endpoint.expectedSize
         let completed = try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<concurrency {
                 group.addTask {
                     var count = 0
                     while clock.now < deadline {
                         let response = try await client.send(request)
-                        guard response.status == 200, response.body.count == Nginx.documentSize else {
+                        guard response.status == 200, response.body.count == expectedSize else {
                             throw BenchError("unexpected response: status \(response.status), \(response.body.count) bytes")
                         }
                         count += 1
@@ -89,9 +124,74 @@ enum HTTPBench {
         }
         return rate
     }
+}
 
-    private static func rounded(_ value: Double) -> Double {
-        (value * 100).rounded() / 100
+/// The release `caresync-store` on a free loopback port with a fresh database in a temporary directory.
+struct BenchStore {
+    let process: Process
+    let port: Int
+    let directory: URL
+
+    /// Where the release products are: `CARESYNC_BIN_DIR` (set by `Benchmarks/run`), else beside this
+    /// executable.
+    static var binaryDirectory: URL {
+        if let directory = ProcessInfo.processInfo.environment["CARESYNC_BIN_DIR"] {
+            return URL(fileURLWithPath: directory)
+        }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    }
+
+    static func start() throws -> BenchStore {
+        let binary = binaryDirectory.appendingPathComponent("caresync-store")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw BenchError("no caresync-store at \(binary.path) (swift build -c release)")
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("caresync-bench-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["--listen", "127.0.0.1:0", "--db", directory.appendingPathComponent("store.sqlite").path, "--log-level", "error"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        var line: [UInt8] = []
+        while let byte = try output.fileHandleForReading.read(upToCount: 1)?.first, byte != 0x0A { line.append(byte) }
+        let text = String(decoding: line, as: UTF8.self)
+        let prefix = "listening on 127.0.0.1:"
+        guard text.hasPrefix(prefix), let port = Int(text.dropFirst(prefix.count)) else {
+            process.terminate()
+            throw BenchError("caresync-store did not announce its port: \(text)")
+        }
+        return BenchStore(process: process, port: port, directory: directory)
+    }
+
+    /// Creates the queue benchmark's care plan and returns its read URL.
+    func seedCarePlan(client: HTTPClient) async throws -> String {
+        var body = QueueBench.carePlan(id: "bench")
+        // The store assigns ids and versions: send the plan without server metadata.
+        if let parsed = try? JSON.parse(body), case .object(var object) = parsed {
+            object["id"] = nil
+            object["meta"] = nil
+            body = JSON.object(object).serialized()
+        }
+        let response = try await client.send(
+            HTTPRequest(
+                method: .post, url: "http://127.0.0.1:\(port)/fhir/CarePlan", headers: ["Content-Type": "application/fhir+json"],
+                body: body))
+        guard response.status == 201, let id = (try? JSON.parse(response.body))?["id"]?.stringValue else {
+            throw BenchError("caresync-store did not create the benchmark care plan: status \(response.status)")
+        }
+        return "http://127.0.0.1:\(port)/fhir/CarePlan/\(id)"
+    }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: directory)
     }
 }
 

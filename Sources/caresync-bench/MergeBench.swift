@@ -59,21 +59,21 @@ enum MergeBench {
         let mergeRate = rates[mergeOnly.name]!
         let endToEndRate = rates[endToEnd.name]!
         let mergeRatio = mergeRate / baselineRate
-        BenchLine(
+        BenchResult(
             area: "merge", scenario: "careplan three-way merge (parsed)", unit: "ops/s", value: mergeRate,
             baselineName: baseline.name, baseline: baselineRate, ratio: mergeRatio,
             target: "cost <= 1.5x baseline (ratio >= 0.667)", met: mergeRatio >= 1 / 1.5
-        ).print()
-        BenchLine(
+        ).emit()
+        BenchResult(
             area: "merge", scenario: "careplan merges per second (parsed, one core)", unit: "ops/s", value: mergeRate,
             baselineName: baseline.name, baseline: baselineRate, ratio: mergeRatio,
             target: ">= 20000 ops/s", met: mergeRate >= 20_000
-        ).print()
-        BenchLine(
+        ).emit()
+        BenchResult(
             area: "merge", scenario: "careplan parse x3 + merge + serialise", unit: "ops/s", value: endToEndRate,
             baselineName: baseline.name, baseline: baselineRate, ratio: endToEndRate / baselineRate,
             target: "informational", met: true
-        ).print()
+        ).emit()
     }
 }
 
@@ -107,28 +107,6 @@ struct Measurement {
         var time = timespec()
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
         return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-    }
-}
-
-/// A `BENCH {json}` result line (Benchmarks/README.md).
-struct BenchLine {
-    var area: String
-    var scenario: String
-    var unit: String
-    var value: Double
-    var baselineName: String
-    var baseline: Double
-    var ratio: Double
-    var target: String
-    var met: Bool
-
-    func print() {
-        let line: JSON = [
-            "area": .string(area), "scenario": .string(scenario), "unit": .string(unit), "value": .number(JSONNumber(Int(value.rounded()))),
-            "baseline_name": .string(baselineName), "baseline": .number(JSONNumber(Int(baseline.rounded()))),
-            "ratio": .number(JSONNumber(String(Double(Int((ratio * 1000).rounded())) / 1000))!), "target": .string(target), "met": .bool(met),
-        ]
-        Swift.print("BENCH " + line.text())
     }
 }
 

@@ -51,7 +51,8 @@ enum QueueBench {
         let value = median(caresync)
         let baseline = median(raw)
         let ratio = median(ratios)
-        report(
+        BenchResult(
+            area: "queue",
             scenario: "durable enqueue, group commit of \(batchSize) (WAL, synchronous=FULL, ~1.5 KB CarePlan)",
             unit: "records/s",
             value: value.rounded(),
@@ -60,7 +61,7 @@ enum QueueBench {
             ratio: ratio,
             target: ">= 20000/s and >= 0.5x baseline",
             met: value >= 20_000 && ratio >= 0.5
-        )
+        ).emit()
     }
 
     static func makePushes(count: Int, round: Int) -> [PushRequest] {
@@ -193,7 +194,8 @@ enum QueueBench {
         let depth = try await reopened.queue(peer: nil, limit: 1).depth
         reopened.close()
         print("queue: recovery released \(released) leases; \(depth) pushes queued; file \(fileSize(path) / 1_048_576) MiB")
-        report(
+        BenchResult(
+            area: "queue",
             scenario: "start-up recovery with 100000 queued (lock, quick_check, schema, release 1000 leases)",
             unit: "ms",
             value: elapsed.rounded(),
@@ -202,7 +204,7 @@ enum QueueBench {
             ratio: elapsed / quickCheck,
             target: "<= 5000 ms",
             met: elapsed <= 5_000 && released == 1_000 && depth == 100_000
-        )
+        ).emit()
     }
 
     // MARK: Status at 1,000,000 queued rows
@@ -268,7 +270,8 @@ enum QueueBench {
         raw.close()
         let value = median(statusTimes)
         let baseline = median(naiveTimes)
-        report(
+        BenchResult(
+            area: "queue",
             scenario: "status query (depth, oldest age, dead letters, open conflicts per peer) at 1000000 queued",
             unit: "ms",
             value: (value * 100).rounded() / 100,
@@ -277,28 +280,10 @@ enum QueueBench {
             ratio: value / baseline,
             target: "<= 50 ms (for the CLI)",
             met: value <= 50 && depth == 1_000_000
-        )
+        ).emit()
     }
 
     // MARK: Helpers
-
-    static func report(
-        scenario: String,
-        unit: String,
-        value: Double,
-        baselineName: String,
-        baseline: Double,
-        ratio: Double,
-        target: String,
-        met: Bool
-    ) {
-        let object: [String: Any] = [
-            "area": "queue", "scenario": scenario, "unit": unit, "value": value, "baseline_name": baselineName,
-            "baseline": baseline, "ratio": (ratio * 1000).rounded() / 1000, "target": target, "met": met,
-        ]
-        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        print("BENCH " + String(decoding: data, as: UTF8.self))
-    }
 
     static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18

@@ -48,18 +48,20 @@ enum ValidateBench {
             { _ = validator.validate(bytes: bytes, expectedType: .carePlan, expectedID: "cp-4711") },
             { _ = validator.validate(tree, expectedType: .carePlan, expectedID: "cp-4711") },
         ])
-        BenchTiming.emit(
-            area: "validate", scenario: "careplan \(bytes.count) B validate from bytes (caresync profile)",
+        BenchResult(
+            area: "validate", scenario: "careplan \(bytes.count) B validate from bytes (caresync profile)", unit: "ops/s",
             value: rates[1], baselineName: "JSON parse of the same bytes", baseline: rates[0],
-            target: "informational (no DESIGN §10 target)", met: report.isValid)
-        BenchTiming.emit(
-            area: "validate", scenario: "careplan \(bytes.count) B validate a parsed tree (caresync profile)",
+            target: "informational (no DESIGN §10 target)", met: report.isValid
+        ).emit()
+        BenchResult(
+            area: "validate", scenario: "careplan \(bytes.count) B validate a parsed tree (caresync profile)", unit: "ops/s",
             value: rates[2], baselineName: "JSON parse of the same bytes", baseline: rates[0],
-            target: "informational (no DESIGN §10 target)", met: report.isValid)
+            target: "informational (no DESIGN §10 target)", met: report.isValid
+        ).emit()
     }
 }
 
-/// Timing helpers for the `validate` area: best-of-rounds throughput and the BENCH line protocol.
+/// Timing helper for the `validate` area: best-of-rounds throughput.
 enum BenchTiming {
     /// Operations per second of each operation: the best of seven rounds of about 0.2 s each, the
     /// operations taking turns round by round so that load from other processes falls on all of them.
@@ -84,24 +86,5 @@ enum BenchTiming {
             }
         }
         return best
-    }
-
-    static func emit(
-        area: String, scenario: String, value: Double, baselineName: String, baseline: Double, target: String, met: Bool
-    ) {
-        let line: JSON = [
-            "area": .string(area), "scenario": .string(scenario), "unit": "ops/s",
-            "value": .number(JSONNumber(Int(value.rounded()))), "baseline_name": .string(baselineName),
-            "baseline": .number(JSONNumber(Int(baseline.rounded()))),
-            "ratio": .number(JSONNumber(String(format2(value / baseline)))!), "target": .string(target), "met": .bool(met),
-        ]
-        print("BENCH " + line.text())
-    }
-
-    /// Two decimals without Foundation.
-    private static func format2(_ value: Double) -> String {
-        let hundredths = Int((value * 100).rounded())
-        let fraction = hundredths % 100
-        return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
     }
 }
