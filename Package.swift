@@ -156,6 +156,19 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // MARK: Reliability suite (`make reliability`; the short form runs in `swift test`)
+        .target(
+            name: "CaresyncReliability",
+            dependencies: ["CaresyncHTTP", "FHIRJSON", "FHIRModel", "StateStore"],
+            resources: [.embedInCode("hostile_peer.py")],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "caresync-reliability",
+            dependencies: ["CaresyncReliability"],
+            swiftSettings: strictSettings
+        ),
+
         // MARK: Tests
         .target(name: "CaresyncTestSupport", path: "Tests/CaresyncTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "FHIRJSONTests", dependencies: ["FHIRJSON"], swiftSettings: strictSettings),
@@ -217,6 +230,11 @@ let package = Package(
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
             exclude: ["Servers"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ReliabilityTests",
+            dependencies: ["CaresyncReliability", "CaresyncTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
