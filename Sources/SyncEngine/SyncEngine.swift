@@ -347,26 +347,30 @@ public final class SyncEngine: Sendable {
 
     var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
+    /// How long a loop may go without a heartbeat before the health monitor calls it stalled (the watchdog
+    /// then stops pinging and systemd restarts the daemon).
+    var heartbeatDeadline: Duration { settings.interval * 3 + .seconds(120) }
+
     private func pullLoop(_ peer: SyncPeer) async {
         let waiter = wakeAll.subscriber()
         while !isStopping {
+            // A refused peer is not pulled, but its loop keeps beating: refusing a peer is not a stall.
             if await checkCapabilities(peer) {
                 let report = await pullAll(peer)
                 if report.pulled.values.contains(where: { $0 > 0 }) { mergeSignal.notify() }
             }
-            observer?.heartbeat("pull:\(peer.name)", deadline: settings.interval * 3 + .seconds(60))
-            if refusedPeers.withLock({ $0[peer.name] != nil }) {
-                await waiter.wait(timeout: nil, until: { self.isStopping })
-                return
-            }
+            observer?.heartbeat("pull:\(peer.name)", deadline: heartbeatDeadline)
             await waiter.wait(timeout: settings.interval, until: { self.isStopping })
         }
     }
 
+    /// Resync requests, and the measurements behind the status line and the metrics, each cycle.
     private func resyncLoop() async {
         let waiter = wakeAll.subscriber()
         while !isStopping {
             await processResyncRequests()
+            await measure()
+            observer?.heartbeat("resync", deadline: heartbeatDeadline)
             await waiter.wait(timeout: settings.interval, until: { self.isStopping })
         }
     }
@@ -380,7 +384,7 @@ public final class SyncEngine: Sendable {
             } catch {
                 logger.error("merging failed; will try again", metadata: ["error": "\(error)"])
             }
-            observer?.heartbeat("merge", deadline: settings.interval * 3 + .seconds(60))
+            observer?.heartbeat("merge", deadline: heartbeatDeadline)
             await waiter.wait(timeout: settings.interval, until: { self.isStopping })
         }
     }
@@ -390,9 +394,16 @@ public final class SyncEngine: Sendable {
         while !isStopping {
             var nextDue: Int64?
             if refusedPeers.withLock({ $0[peer.name] == nil }) {
-                (_, nextDue) = await drain(peer)
+                // Two drainers: one batch is sent while the previous one's answers are recorded. Leases
+                // keep them apart, and a record's later push is never leased before its earlier one lands.
+                nextDue = await withTaskGroup(of: Int64?.self) { group in
+                    for _ in 0..<2 { group.addTask { await self.drain(peer).1 } }
+                    var due: Int64?
+                    for await next in group { if let next { due = min(due ?? next, next) } }
+                    return due
+                }
             }
-            observer?.heartbeat("push:\(peer.name)", deadline: settings.interval * 3 + .seconds(60))
+            observer?.heartbeat("push:\(peer.name)", deadline: heartbeatDeadline)
             let timeout: Duration
             if let nextDue {
                 timeout = .milliseconds(max(5, min(nextDue - wallClock.nowMilliseconds(), settings.interval.milliseconds)))
@@ -494,13 +505,16 @@ public final class SyncEngine: Sendable {
                     cursorInstant.millisecondsSinceEpoch - $0.millisecondsSinceEpoch >= margin
                 } ?? true
                 if !records.isEmpty || moved {
-                    total += try await store.storePulledPage(
+                    let stored = try await store.storePulledPage(
                         PulledPage(peer: peer.name, resourceType: type, records: records, cursor: next))
+                    total += stored
                     currentCursor = next
+                    if stored > 0 { mergeSignal.notify() }
                 }
             } else if !records.isEmpty {
                 throw FHIRClientError(.malformedResponse, "the peer gave no server time for a page of results", url: type.rawValue)
             }
+            observer?.heartbeat("pull:\(peer.name)", deadline: heartbeatDeadline)
             guard let link = page.next, !isStopping else { break }
             page = try await client.nextPage(link)
         }
@@ -546,6 +560,7 @@ public final class SyncEngine: Sendable {
                 if items.isEmpty { continue }
                 busy = true
                 report.add(try await mergeBatch(items))
+                observer?.heartbeat("merge", deadline: heartbeatDeadline)
             }
         }
         totals.withLock { $0.add(report) }
@@ -639,6 +654,7 @@ public final class SyncEngine: Sendable {
             await setState(peer.name, .syncing, detail: nil)
             let answers = await send(leased, to: client)
             report.add(await record(answers, for: leased, peer: peer, client: client))
+            observer?.heartbeat("push:\(peer.name)", deadline: heartbeatDeadline)
             if answers.allSatisfy({ if case .failed = $0 { true } else { false } }) { break }
         }
         totals.withLock { $0.add(report) }
