@@ -394,14 +394,7 @@ public final class SyncEngine: Sendable {
         while !isStopping {
             var nextDue: Int64?
             if refusedPeers.withLock({ $0[peer.name] == nil }) {
-                // Two drainers: one batch is sent while the previous one's answers are recorded. Leases
-                // keep them apart, and a record's later push is never leased before its earlier one lands.
-                nextDue = await withTaskGroup(of: Int64?.self) { group in
-                    for _ in 0..<2 { group.addTask { await self.drain(peer).1 } }
-                    var due: Int64?
-                    for await next in group { if let next { due = min(due ?? next, next) } }
-                    return due
-                }
+                (_, nextDue) = await drain(peer)
             }
             observer?.heartbeat("push:\(peer.name)", deadline: heartbeatDeadline)
             let timeout: Duration
@@ -509,7 +502,6 @@ public final class SyncEngine: Sendable {
                         PulledPage(peer: peer.name, resourceType: type, records: records, cursor: next))
                     total += stored
                     currentCursor = next
-                    if stored > 0 { mergeSignal.notify() }
                 }
             } else if !records.isEmpty {
                 throw FHIRClientError(.malformedResponse, "the peer gave no server time for a page of results", url: type.rawValue)
