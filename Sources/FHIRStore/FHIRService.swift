@@ -188,7 +188,7 @@ final class FHIRService: Sendable {
     /// The body as a resource of `type`: 400 when unparseable, 422 when ``ResourceCheck`` finds problems.
     func parseResource(_ body: FHIRRequest.Body, type: String) throws(StoreError) -> JSONObject {
         let resource = try parseObject(body)
-        let problems = ResourceCheck.problems(in: resource, expectedType: type)
+        let problems = ResourceCheck.problems(in: resource, expectedType: type, validation: configuration.validation)
         guard problems.isEmpty else { throw StoreError(status: 422, issues: problems) }
         return resource
     }

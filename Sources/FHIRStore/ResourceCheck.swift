@@ -3,20 +3,31 @@ import FHIRModel
 
 /// The one place a resource is checked before the store accepts it (create, update, Bundle entries).
 ///
-/// Today it applies the minimal rules a FHIR server cannot do without; when `FHIRModel`'s full R4
-/// validator lands, ``problems(in:expectedType:)`` is the single line that changes to call it.
+/// The minimal rules a FHIR server cannot do without always apply; with ``StoreValidation/r4`` the
+/// resource must also pass `FHIRModel`'s R4 validator.
 enum ResourceCheck {
+    private static let r4Validator = ResourceValidator(profile: .r4)
+
     /// The resource types the store serves (FHIRModel's types: CarePlan, Encounter, RelatedPerson, Patient).
     static let supportedTypes: [String] = ResourceType.allCases.map(\.rawValue).sorted()
 
     /// Whether the store serves `type`.
     static func isSupported(_ type: String) -> Bool { ResourceType(rawValue: type) != nil }
 
-    /// Every rule `resource` breaks as a resource of `expectedType`; empty when it is acceptable.
-    ///
-    /// Rules: `resourceType` is present, a string, a type the store serves and the type in the URL;
-    /// `id`, when present, is a FHIR id (1–64 of `A-Z a-z 0-9 - .`); `meta`, when present, is an object.
-    static func problems(in resource: JSONObject, expectedType: String) -> [OutcomeIssue] {
+    /// Every rule `resource` breaks as a resource of `expectedType` under `validation`; empty when it
+    /// is acceptable.
+    static func problems(in resource: JSONObject, expectedType: String, validation: StoreValidation) -> [OutcomeIssue] {
+        let issues = minimalProblems(in: resource, expectedType: expectedType)
+        guard issues.isEmpty, validation == .r4 else { return issues }
+        let report = r4Validator.validate(.object(resource), expectedType: ResourceType(rawValue: expectedType))
+        return report.issues.map { issue in
+            OutcomeIssue(code: "invalid", diagnostics: "\(issue.message) [\(issue.code)]", expression: [issue.path])
+        }
+    }
+
+    /// The rules every stored resource meets: `resourceType` is present, a string, a type the store serves
+    /// and the type in the URL; `id`, when present, is a FHIR id; `meta`, when present, is an object.
+    private static func minimalProblems(in resource: JSONObject, expectedType: String) -> [OutcomeIssue] {
         var issues: [OutcomeIssue] = []
         switch resource["resourceType"] {
         case nil:

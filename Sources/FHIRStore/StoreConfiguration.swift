@@ -17,6 +17,8 @@ public struct StoreConfiguration: Sendable {
     public var clockSkewSeconds: Double?
     /// Largest request body accepted (413 above it).
     public var maxBodyBytes: Int
+    /// How strictly resources are checked before they are stored (422 when they fail).
+    public var validation: StoreValidation
 
     public init(
         host: String = "127.0.0.1",
@@ -26,7 +28,8 @@ public struct StoreConfiguration: Sendable {
         requireIfMatch: Bool = false,
         faults: FaultSettings = FaultSettings(),
         clockSkewSeconds: Double? = nil,
-        maxBodyBytes: Int = 64 * 1024 * 1024
+        maxBodyBytes: Int = 64 * 1024 * 1024,
+        validation: StoreValidation = .r4
     ) {
         self.host = host
         self.port = port
@@ -36,5 +39,15 @@ public struct StoreConfiguration: Sendable {
         self.faults = faults
         self.clockSkewSeconds = clockSkewSeconds
         self.maxBodyBytes = maxBodyBytes
+        self.validation = validation
     }
+}
+
+/// How strictly the store checks a resource before storing it.
+public enum StoreValidation: String, Sendable, CaseIterable {
+    /// FHIR R4 conformance, as a real R4 server checks it (FHIRModel's validator, `r4` profile).
+    case r4
+    /// Only what a server cannot do without (type, id, meta shape): lets tests seed hostile records
+    /// that a provider system might really hold, to see what caresync does with them.
+    case minimal
 }

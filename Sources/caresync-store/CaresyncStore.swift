@@ -1,5 +1,5 @@
 // `caresync-store`: the FHIR R4 store caresync is tested against (docs/caresync-store.md).
-import ArgumentParser
+public import ArgumentParser
 import FHIRStore
 import Logging
 
@@ -50,6 +50,9 @@ struct CaresyncStoreCommand: AsyncParsableCommand {
     @Option(help: "Shift every timestamp the store writes and reports by this many seconds; stamps become whole seconds.")
     var clockSkew: Double?
 
+    @Option(help: "Resource checks before storing: r4 (FHIR R4 conformance, 422 otherwise) or minimal (type, id and meta shape only, to seed hostile records in tests).")
+    var validation: StoreValidation = .r4
+
     @Option(help: "Log level on stderr (trace, debug, info, notice, warning, error, critical).")
     var logLevel: String = "warning"
 
@@ -82,7 +85,8 @@ struct CaresyncStoreCommand: AsyncParsableCommand {
                 retryAfterSeconds: retryAfter,
                 slowDelayMilliseconds: Int((slowDelay * 1000).rounded())
             ),
-            clockSkewSeconds: clockSkew
+            clockSkewSeconds: clockSkew,
+            validation: validation
         )
         let server = try FHIRStoreServer(configuration: configuration, logger: logger)
         try await server.run { host, port in
@@ -111,3 +115,5 @@ struct CaresyncStoreCommand: AsyncParsableCommand {
         return (host, port)
     }
 }
+
+extension StoreValidation: ExpressibleByArgument {}

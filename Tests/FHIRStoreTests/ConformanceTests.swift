@@ -104,6 +104,26 @@ struct ConformanceTests {
         }
     }
 
+    @Test("R4 validation: a resource breaking an R4 rule is refused with 422 naming the element; --validation minimal stores it")
+    func r4Validation() async throws {
+        let missingStatus = #"{"resourceType":"CarePlan","intent":"plan","subject":{"reference":"Patient/1"}}"#
+        let unknownElement = #"{"resourceType":"Encounter","status":"planned","class":{"code":"AMB"},"colour":"blue"}"#
+        try await withStore { store in
+            let refused = try await store.post("CarePlan", missingStatus)
+            #expect(refused.status == 422, "\(refused.text)")
+            let expressions = try refused.json()["issue"]?.arrayValue?.flatMap { $0["expression"]?.arrayValue ?? [] }
+            #expect(expressions?.contains("CarePlan.status") == true, "\(refused.text)")
+            let unknown = try await store.post("Encounter", unknownElement)
+            #expect(unknown.status == 422)
+        }
+        try await withStore(["--validation", "minimal"]) { store in
+            let stored = try await store.post("CarePlan", missingStatus)
+            #expect(stored.status == 201)
+            let storedUnknown = try await store.post("Encounter", unknownElement)
+            #expect(storedUnknown.status == 201)
+        }
+    }
+
     @Test("SIGTERM stops the store cleanly; a restart on the same file keeps every version and continues numbering")
     func restart() async throws {
         let directory = try TemporaryDirectory(prefix: "caresync-store-restart")
