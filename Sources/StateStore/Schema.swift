@@ -9,6 +9,9 @@ enum Schema {
         migrator.registerMigration("v1-state-store") { db in
             try db.execute(sql: version1)
         }
+        migrator.registerMigration("v2-resync-requests") { db in
+            try db.execute(sql: resyncRequests)
+        }
         return migrator
     }
 
@@ -178,5 +181,28 @@ enum Schema {
         CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit BEGIN
             SELECT RAISE(ABORT, 'the audit log is append-only');
         END;
+        """
+
+    /// Operators' resync requests (`caresync resync`), which the daemon picks up each cycle and reports
+    /// progress on; the CLI waits on `state`.
+    private static let resyncRequests = """
+        CREATE TABLE resync_request (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            peer TEXT REFERENCES peer(name),        -- NULL: every peer
+            resource_type TEXT,                     -- NULL: every synchronised type
+            nhs_number TEXT,                        -- NULL: every patient
+            full INTEGER NOT NULL DEFAULT 0,        -- 1: read everything again, not only changes since the cursor
+            requested_by TEXT NOT NULL,
+            requested_at INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',  -- pending | running | completed | failed
+            started_at INTEGER,
+            updated_at INTEGER NOT NULL,
+            finished_at INTEGER,
+            done INTEGER NOT NULL DEFAULT 0,        -- units of work done (records, pages: the daemon says)
+            total INTEGER,                          -- NULL while not known
+            phase TEXT,                             -- what the daemon is doing now, for people
+            outcome TEXT                            -- the completion summary or the failure reason
+        );
+        CREATE INDEX resync_request_open ON resync_request(id) WHERE state IN ('pending', 'running');
         """
 }
