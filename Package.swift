@@ -104,8 +104,9 @@ let package = Package(
         .target(
             name: "CaresyncCLI",
             dependencies: [
-                "CaresyncDaemon", "MergeCore",
+                "CaresyncDaemon", "MergeCore", "StateStore", "CaresyncHTTP", "FHIRJSON", "FHIRModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSettings
         ),
@@ -183,6 +184,15 @@ let package = Package(
             name: "statestore-crash-child",
             dependencies: ["StateStore", "FHIRModel"],
             path: "Tests/StateStoreCrashChild",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "OperatorCLITests",
+            dependencies: [
+                "StateStore", "FHIRModel", "FHIRJSON", "MergeCore", "CaresyncTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            exclude: ["Helpers"],
             swiftSettings: strictSettings
         ),
         .testTarget(

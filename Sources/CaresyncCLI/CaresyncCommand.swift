@@ -5,7 +5,9 @@ public struct CaresyncCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "caresync",
         abstract: "Keeps care plans and care contacts in step between NHS providers and the ICB shared care record.",
-        subcommands: [MergeCommand.self, ValidateCommand.self, CheckConfigCommand.self]
+        subcommands: [
+            StatusCommand.self, PeersCommand.self, QueueCommand.self, ConflictsCommand.self, ResyncCommand.self, AuditCommand.self, MergeCommand.self, ValidateCommand.self, CheckConfigCommand.self,
+        ]
     )
 
     public init() {}
