@@ -74,7 +74,7 @@ struct PeerProbe {
         do {
             response = try await client.send(HTTPRequest(method: .get, url: metadataURL, headers: headers, tls: tls, timeouts: timeouts))
         } catch {
-            probe.add("connect", .failed, "\(error.message) (\(error.code))" + (error.isRetriable ? "; may pass: retry later" : ""))
+            probe.add("connect", .failed, describe(error) + (error.isRetriable ? "; may pass: retry later" : ""))
             probe.add("metadata", .skipped, "not reached")
             probe.add("fhir-version", .skipped, "not reached")
             probe.add("authorised-read", .skipped, "not reached")
@@ -143,7 +143,7 @@ struct PeerProbe {
                 probe.add("authorised-read", .failed, "GET \(readType.rawValue)?_count=1 answered HTTP \(read.status)\(outcome)")
             }
         } catch {
-            probe.add("authorised-read", .failed, "\(error.message) (\(error.code))")
+            probe.add("authorised-read", .failed, describe(error))
         }
         return probe
     }
@@ -173,6 +173,13 @@ struct PeerProbe {
             issue["details"]?["text"]?.stringValue ?? issue["diagnostics"]?.stringValue
         }
         return texts.isEmpty ? nil : Format.shortened(texts.joined(separator: "; "), 200)
+    }
+
+    /// `could not connect (cannot-connect): Failed to connect to 127.0.0.1 port 9 …`: ours, then libcurl's.
+    private static func describe(_ error: HTTPError) -> String {
+        var text = "\(error.message) (\(error.code))"
+        if let detail = error.curlMessage, !detail.isEmpty { text += ": \(detail)" }
+        return text
     }
 
     private static func milliseconds(_ duration: Duration) -> Int64 {
