@@ -6,7 +6,10 @@ public struct CaresyncCommand: AsyncParsableCommand {
         commandName: "caresync",
         abstract: "Keeps care plans and care contacts in step between NHS providers and the ICB shared care record.",
         subcommands: [
-            StatusCommand.self, PeersCommand.self, QueueCommand.self, ConflictsCommand.self, ResyncCommand.self, AuditCommand.self, MergeCommand.self, ValidateCommand.self, CheckConfigCommand.self,
+            // Operator commands (DESIGN §7), then the offline tools.
+            StatusCommand.self, PeersCommand.self, QueueCommand.self, ConflictsCommand.self, ResyncCommand.self,
+            AuditCommand.self, MergeCommand.self, ValidateCommand.self, CheckConfigCommand.self,
+            GenerateManualCommand.self,
         ]
     )
 
