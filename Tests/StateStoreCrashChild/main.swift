@@ -94,7 +94,7 @@ do {
             _ = try await store.enqueue(pushes)
             emit("BATCH \(batch) \(size)")
             batch += 1
-            try await Task.sleep(for: .milliseconds(5))
+            try await Task.sleep(for: .milliseconds(20))
         }
     default:
         var sequence = arguments.incarnation * 1_000_000
