@@ -124,6 +124,34 @@ struct PeersCommandTests {
         #expect(document["auth"]?["working"] == true)
     }
 
+    @Test("probe against caresync-store, the project's FHIR R4 server: metadata, FHIR 4.0.1, an open read")
+    func probeStore() async throws {
+        let fixture = try StateFixture()
+        defer { fixture.directory.remove() }
+        let store = try ChildProcess(
+            executable: TestPaths.product("caresync-store"),
+            arguments: ["--listen", "127.0.0.1:0", "--db", fixture.directory.path("hub.sqlite").path])
+        defer { store.send(SIGKILL) }
+        let line = try await store.waitForLine { $0.hasPrefix("listening on ") }
+        let address = String(line.dropFirst("listening on ".count))
+        let config = fixture.directory.path("caresync.yaml")
+        try """
+            state: {path: state}
+            hub: {name: hub, ods: QWE, baseURL: "http://\(address)/fhir", auth: {type: none}}
+            providers:
+              - {name: trust-a, ods: RX1, baseURL: "http://127.0.0.1:9/fhir", mode: read-write, auth: {type: none}}
+            """.write(to: config, atomically: true, encoding: .utf8)
+
+        let result = try await caresync(["peers", "probe", "hub", "--json", "--config", config.path])
+        #expect(result.status == 0, "\(result.text) \(result.errors)")
+        try await expectValid(result.text, schema: "probe.schema.json")
+        let document = try parseJSON(result.text)
+        #expect(document["fhirVersion"] == "4.0.1")
+        #expect(document["tlsVersion"] == .null)
+        #expect(document["httpVersion"] == "HTTP/1.1")
+        #expect(document["checks"]?.arrayValue?.map { $0["outcome"] } == ["skipped", "ok", "ok", "ok", "ok"])
+    }
+
     @Test("a refused token, a wrong FHIR version, nothing listening, an untrusted certificate: each check says why, exit 1")
     func probeProblems() async throws {
         let fixture = try StateFixture()
