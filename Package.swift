@@ -91,7 +91,7 @@ let package = Package(
         .target(
             name: "CaresyncDaemon",
             dependencies: [
-                "SyncEngine", "CaresyncHTTP", "COpenSSL", "FHIRJSON", "FHIRModel",
+                "SyncEngine", "CaresyncHTTP", "COpenSSL", "FHIRJSON", "FHIRModel", "FHIRClient", "MergeCore", "StateStore",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -106,8 +106,11 @@ let package = Package(
         .target(
             name: "CaresyncCLI",
             dependencies: [
-                "CaresyncDaemon", "MergeCore", "StateStore", "CaresyncHTTP", "FHIRJSON", "FHIRModel",
+                "CaresyncDaemon", "MergeCore", "SyncEngine", "StateStore", "FHIRClient", "FHIRModel", "FHIRJSON", "CaresyncHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSettings
@@ -192,6 +195,16 @@ let package = Package(
             name: "statestore-crash-child",
             dependencies: ["StateStore", "FHIRModel"],
             path: "Tests/StateStoreCrashChild",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SyncEngineTests",
+            dependencies: [
+                "SyncEngine", "FHIRClient", "StateStore", "MergeCore", "FHIRJSON", "FHIRModel", "CaresyncHTTP",
+                "CaresyncTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["Servers"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -6,10 +6,10 @@ public struct CaresyncCommand: AsyncParsableCommand {
         commandName: "caresync",
         abstract: "Keeps care plans and care contacts in step between NHS providers and the ICB shared care record.",
         subcommands: [
-            // Operator commands (DESIGN §7), then the offline tools.
-            StatusCommand.self, PeersCommand.self, QueueCommand.self, ConflictsCommand.self, ResyncCommand.self,
-            AuditCommand.self, MergeCommand.self, ValidateCommand.self, CheckConfigCommand.self,
-            GenerateManualCommand.self,
+            // The daemon and the operator commands (DESIGN §7), then the offline tools and the demo.
+            DaemonCommand.self, StatusCommand.self, PeersCommand.self, QueueCommand.self, ConflictsCommand.self,
+            ResyncCommand.self, AuditCommand.self, MergeCommand.self, ValidateCommand.self, CheckConfigCommand.self,
+            SandboxCommand.self, GenerateManualCommand.self,
         ]
     )
 

@@ -223,7 +223,16 @@ struct SearchQuery: Sendable {
 
     /// The `WHERE` conditions of the filters, on the `resource` table aliased `r`.
     func filterSQL() -> (sql: String, arguments: [any DatabaseValueConvertible]) {
-        var conditions = ["r.type = ?", "r.deleted = 0"]
+        // With an id or token (identifier, patient) filter, the few matching ids drive the query through the
+        // primary key; `+` keeps SQLite from scanning every resource of the type by `resource_by_time`
+        // instead (which made each If-None-Exist and identifier search cost O(resources of the type)).
+        let selective = clauses.contains { clause in
+            switch clause {
+            case .ids, .tokens: true
+            default: false
+            }
+        }
+        var conditions = ["r.type = ?", selective ? "+r.deleted = 0" : "r.deleted = 0"]
         var arguments: [any DatabaseValueConvertible] = [type]
         for clause in clauses {
             switch clause {

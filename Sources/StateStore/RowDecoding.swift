@@ -6,11 +6,11 @@ import GRDB
 enum Columns {
     static let outbox = """
         id, request_id, peer, record_key, nhs_number, operation, local_id, if_match, body, base_owners,
-        attempts, enqueued_at, next_attempt_at, lease_expires_at, last_error
+        attempts, enqueued_at, next_attempt_at, lease_expires_at, last_error, merge_base
         """
     static let deadLetter = """
         id, request_id, peer, record_key, nhs_number, operation, local_id, if_match, body, base_owners,
-        attempts, enqueued_at, http_status, reason, dead_at
+        attempts, enqueued_at, http_status, reason, dead_at, merge_base
         """
     static let conflict = """
         id, peer, record_key, nhs_number, state, base, ours, theirs, created_at,
@@ -49,7 +49,8 @@ enum Decode {
             localID: row[6],
             ifMatchVersion: row[7],
             body: [UInt8](row[8] as Data),
-            baseOwners: lines(row[9])
+            baseOwners: lines(row[9]),
+            mergeBase: bytes(row[15])
         )
     }
 

@@ -51,7 +51,8 @@ extension SQLiteStateStore {
                         (SELECT MIN(enqueued_at) FROM outbox WHERE peer = p.name),
                         (SELECT COUNT(*) FROM dead_letter WHERE peer = p.name),
                         (SELECT COUNT(*) FROM conflict WHERE state = 'open' AND peer = p.name),
-                        p.last_success_at, p.last_error, p.last_error_at
+                        p.last_success_at, p.last_error, p.last_error_at,
+                        p.sync_state, p.sync_state_detail, p.sync_state_at, p.lag_ms
                     FROM peer p ORDER BY p.name
                     """
             )
@@ -77,7 +78,11 @@ extension SQLiteStateStore {
                         cursors: cursors,
                         lastSuccessAt: row[9],
                         lastError: row[10],
-                        lastErrorAt: row[11]
+                        lastErrorAt: row[11],
+                        syncState: PeerSyncState(rawValue: row[12]) ?? .idle,
+                        syncStateDetail: row[13],
+                        syncStateAt: row[14],
+                        lagMilliseconds: row[15]
                     )
                 )
             }
@@ -181,7 +186,7 @@ extension SQLiteStateStore {
         }
     }
 
-    private static func loadIdentity(_ db: Database, recordKey: String) throws -> RecordIdentity? {
+    static func loadIdentity(_ db: Database, recordKey: String) throws -> RecordIdentity? {
         guard
             let record = try Row.fetchOne(
                 db,
@@ -234,45 +239,7 @@ extension SQLiteStateStore {
     // MARK: Merge
 
     public func commitMerge(_ commit: MergeCommit) async throws(StateStoreError) -> MergeCommitResult {
-        try await writeTransaction { tx in
-            guard
-                let state = try String.fetchOne(
-                    tx.db,
-                    sql: "SELECT state FROM inbox WHERE id = ?",
-                    arguments: [commit.inboxID]
-                )
-            else {
-                throw StateStoreError(.notFound, "no inbox item \(commit.inboxID)")
-            }
-            guard state == "pending" else {
-                throw StateStoreError(.invalidArgument, "inbox item \(commit.inboxID) was already processed (\(state))")
-            }
-            switch commit.outcome {
-            case .merged:
-                try tx.db.execute(
-                    sql: "UPDATE inbox SET state = 'merged', outcome = NULL, processed_at = ? WHERE id = ?",
-                    arguments: [tx.now, commit.inboxID]
-                )
-            case .quarantined(let reason):
-                try tx.db.execute(
-                    sql: "UPDATE inbox SET state = 'quarantined', outcome = ?, processed_at = ? WHERE id = ?",
-                    arguments: [reason, tx.now, commit.inboxID]
-                )
-            }
-            try tx.requirePeers(
-                commit.identityLinks.map(\.peer) + commit.baseUpdates.map(\.peer) + commit.pushes.flatMap { [$0.peer] + $0.baseOwners }
-                    + commit.conflicts.map(\.peer)
-            )
-            let receipts = try commit.pushes.map { try tx.enqueue($0) }
-            let conflictIDs = try commit.conflicts.map { try tx.insertConflict($0) }
-            for link in commit.identityLinks { try tx.link(link) }
-            for update in commit.baseUpdates {
-                try tx.ensureRecord(update.recordKey, nhsNumber: nil)
-                try tx.setBase(peer: update.peer, recordKey: update.recordKey, content: update.content)
-            }
-            for event in commit.audit { try tx.appendAudit(event) }
-            return MergeCommitResult(pushes: receipts, conflictIDs: conflictIDs)
-        }
+        try await writeTransaction { tx in try tx.applyMerge(commit) }
     }
 
     // MARK: Outbox
@@ -323,30 +290,7 @@ extension SQLiteStateStore {
     }
 
     public func complete(_ push: LeasedPush, with completion: PushCompletion) async throws(StateStoreError) {
-        try await writeTransaction { tx in
-            let item = try Decode.outboxItem(try tx.leasedRow(push))
-            try tx.deleteOutbox(id: item.id, peer: item.push.peer)
-            let key = item.push.recordKey
-            try tx.ensureRecord(key, nhsNumber: item.push.nhsNumber)
-            try tx.setIdentity(recordKey: key, peer: item.push.peer, localID: completion.localID, versionID: completion.versionID)
-            let base = completion.baseContent ?? item.push.body
-            for owner in item.push.baseOwners {
-                try tx.setBase(peer: owner, recordKey: key, content: base)
-            }
-            try tx.appendAudit(
-                AuditEvent(
-                    actor: tx.options.systemActor,
-                    action: "push-completed",
-                    peer: item.push.peer,
-                    recordKey: key,
-                    nhsNumber: item.push.nhsNumber,
-                    requestID: item.requestID,
-                    detail: "\(item.push.operation.rawValue) \(key.resourceType.rawValue)/\(completion.localID)"
-                        + (completion.versionID.map { "/_history/\($0)" } ?? "")
-                        + " after \(item.attempts) attempt(s)"
-                )
-            )
-        }
+        try await writeTransaction { tx in try tx.applyCompletion(push, completion) }
     }
 
     @discardableResult
@@ -379,9 +323,9 @@ extension SQLiteStateStore {
             try tx.db.execute(
                 sql: """
                     INSERT INTO dead_letter (id, request_id, peer, record_key, nhs_number, operation, local_id, if_match,
-                        body, base_owners, attempts, enqueued_at, http_status, reason, dead_at)
+                        body, base_owners, attempts, enqueued_at, http_status, reason, dead_at, merge_base)
                     SELECT id, request_id, peer, record_key, nhs_number, operation, local_id, if_match,
-                        body, base_owners, attempts, enqueued_at, ?, ?, ?
+                        body, base_owners, attempts, enqueued_at, ?, ?, ?, merge_base
                     FROM outbox WHERE id = ?
                     """,
                 arguments: [httpStatus, reason, tx.now, item.id]

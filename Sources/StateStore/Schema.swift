@@ -12,6 +12,9 @@ enum Schema {
         migrator.registerMigration("v2-resync-requests") { db in
             try db.execute(sql: resyncRequests)
         }
+        migrator.registerMigration("v3-sync-engine") { db in
+            try db.execute(sql: syncEngine)
+        }
         return migrator
     }
 
@@ -204,5 +207,16 @@ enum Schema {
             outcome TEXT                            -- the completion summary or the failure reason
         );
         CREATE INDEX resync_request_open ON resync_request(id) WHERE state IN ('pending', 'running');
+        """
+
+    /// The sync engine's additions: the content each queued push was merged against (so a lost race can
+    /// be merged again exactly), and each peer's sync activity and lag for `caresync status`.
+    private static let syncEngine = """
+        ALTER TABLE outbox ADD COLUMN merge_base BLOB;
+        ALTER TABLE dead_letter ADD COLUMN merge_base BLOB;
+        ALTER TABLE peer ADD COLUMN sync_state TEXT NOT NULL DEFAULT 'idle';
+        ALTER TABLE peer ADD COLUMN sync_state_detail TEXT;
+        ALTER TABLE peer ADD COLUMN sync_state_at INTEGER;
+        ALTER TABLE peer ADD COLUMN lag_ms INTEGER;
         """
 }

@@ -11,6 +11,8 @@ final class TransactionContext {
     private var auditHead: (sequence: Int64, hash: [UInt8])?
     /// Outbox rows added (+) or removed (−) per peer in this transaction; applied by ``finish()``.
     private var depthChanges: [String: Int] = [:]
+    /// Peers already checked by ``requirePeers(_:)`` in this transaction.
+    private var knownPeers: Set<String> = []
 
     init(db: Database, now: Int64, options: StoreOptions) {
         self.db = db
@@ -37,12 +39,53 @@ final class TransactionContext {
     // MARK: Peers
 
     func requirePeers(_ names: some Sequence<String>) throws {
-        for name in Set(names) {
+        for name in Set(names) where !knownPeers.contains(name) {
             let known = try Bool.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM peer WHERE name = ?"), arguments: [name]) ?? false
             guard known else {
                 throw StateStoreError(.notFound, "no peer named '\(name)' is registered")
             }
+            knownPeers.insert(name)
         }
+    }
+
+    // MARK: Merge
+
+    /// One ``MergeCommit``: the inbox row merged or quarantined (once), pushes, conflicts, identity
+    /// links, bases and audit entries.
+    func applyMerge(_ commit: MergeCommit) throws -> MergeCommitResult {
+        guard
+            let state = try String.fetchOne(
+                try db.cachedStatement(sql: "SELECT state FROM inbox WHERE id = ?"),
+                arguments: [commit.inboxID]
+            )
+        else {
+            throw StateStoreError(.notFound, "no inbox item \(commit.inboxID)")
+        }
+        guard state == "pending" else {
+            throw StateStoreError(.invalidArgument, "inbox item \(commit.inboxID) was already processed (\(state))")
+        }
+        switch commit.outcome {
+        case .merged:
+            try db.cachedStatement(sql: "UPDATE inbox SET state = 'merged', outcome = NULL, processed_at = ? WHERE id = ?")
+                .execute(arguments: [now, commit.inboxID])
+        case .quarantined(let reason):
+            try db.cachedStatement(sql: "UPDATE inbox SET state = 'quarantined', outcome = ?, processed_at = ? WHERE id = ?")
+                .execute(arguments: [reason, now, commit.inboxID])
+        }
+        try requirePeers(
+            commit.identityLinks.map(\.peer) + commit.baseUpdates.map(\.peer) + commit.pushes.flatMap { [$0.peer] + $0.baseOwners }
+                + commit.conflicts.map(\.peer)
+        )
+        // Links first: a push or conflict in the same commit may name a record this commit creates.
+        for link in commit.identityLinks { try self.link(link) }
+        for update in commit.baseUpdates {
+            try ensureRecord(update.recordKey, nhsNumber: nil)
+            try setBase(peer: update.peer, recordKey: update.recordKey, content: update.content)
+        }
+        let receipts = try commit.pushes.map { try enqueue($0) }
+        let conflictIDs = try commit.conflicts.map { try insertConflict($0) }
+        for event in commit.audit { try appendAudit(event) }
+        return MergeCommitResult(pushes: receipts, conflictIDs: conflictIDs)
     }
 
     // MARK: Outbox
@@ -63,12 +106,12 @@ final class TransactionContext {
             let superseded: String = tail[1]
             try db.cachedStatement(sql: """
                 UPDATE outbox SET request_id = ?, nhs_number = ?, operation = ?, local_id = ?, if_match = ?,
-                    body = ?, base_owners = ?
+                    body = ?, base_owners = ?, merge_base = ?
                 WHERE id = ?
                 """
             ).execute(arguments: [
                 requestID, push.nhsNumber?.digits, push.operation.rawValue, push.localID, push.ifMatchVersion,
-                Data(push.body), push.baseOwners.joined(separator: "\n"), id,
+                Data(push.body), push.baseOwners.joined(separator: "\n"), push.mergeBase.map { Data($0) }, id,
             ])
             try appendAudit(
                 AuditEvent(
@@ -96,16 +139,42 @@ final class TransactionContext {
     ) throws -> Int64 {
         try db.cachedStatement(sql: """
             INSERT INTO outbox (request_id, peer, record_key, nhs_number, operation, local_id, if_match, body,
-                base_owners, attempts, enqueued_at, next_attempt_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                base_owners, attempts, enqueued_at, next_attempt_at, merge_base)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """
         ).execute(arguments: [
             requestID, push.peer, recordKey ?? push.recordKey.description, push.nhsNumber?.digits,
             push.operation.rawValue, push.localID, push.ifMatchVersion, Data(push.body),
-            push.baseOwners.joined(separator: "\n"), attempts, enqueuedAt, now,
+            push.baseOwners.joined(separator: "\n"), attempts, enqueuedAt, now, push.mergeBase.map { Data($0) },
         ])
         depthChanges[push.peer, default: 0] += 1
         return db.lastInsertedRowID
+    }
+
+    /// A push succeeded: removes it, sets the target's identity and the bases of its base owners, audits.
+    func applyCompletion(_ push: LeasedPush, _ completion: PushCompletion) throws {
+        let item = try Decode.outboxItem(try leasedRow(push))
+        try deleteOutbox(id: item.id, peer: item.push.peer)
+        let key = item.push.recordKey
+        try ensureRecord(key, nhsNumber: item.push.nhsNumber)
+        try setIdentity(recordKey: key, peer: item.push.peer, localID: completion.localID, versionID: completion.versionID)
+        let base = completion.baseContent ?? item.push.body
+        for owner in item.push.baseOwners {
+            try setBase(peer: owner, recordKey: key, content: base)
+        }
+        try appendAudit(
+            AuditEvent(
+                actor: options.systemActor,
+                action: "push-completed",
+                peer: item.push.peer,
+                recordKey: key,
+                nhsNumber: item.push.nhsNumber,
+                requestID: item.requestID,
+                detail: "\(item.push.operation.rawValue) \(key.resourceType.rawValue)/\(completion.localID)"
+                    + (completion.versionID.map { "/_history/\($0)" } ?? "")
+                    + " after \(item.attempts) attempt(s)"
+            )
+        )
     }
 
     /// The leased row, or ``StateStoreError/Code/leaseLost``.
@@ -137,8 +206,7 @@ final class TransactionContext {
 
     func addAlias(_ alias: GlobalKey, to record: GlobalKey) throws {
         let existing = try String.fetchOne(
-            db,
-            sql: "SELECT record_key FROM record_alias WHERE alias_key = ?",
+            try db.cachedStatement(sql: "SELECT record_key FROM record_alias WHERE alias_key = ?"),
             arguments: [alias.description]
         )
         if let existing {
@@ -150,10 +218,8 @@ final class TransactionContext {
             }
             return
         }
-        try db.execute(
-            sql: "INSERT INTO record_alias (alias_key, record_key) VALUES (?, ?)",
-            arguments: [alias.description, record.description]
-        )
+        try db.cachedStatement(sql: "INSERT INTO record_alias (alias_key, record_key) VALUES (?, ?)")
+            .execute(arguments: [alias.description, record.description])
     }
 
     func link(_ link: IdentityLink) throws {
@@ -169,8 +235,7 @@ final class TransactionContext {
 
     func setIdentity(recordKey: GlobalKey, peer: String, localID: String, versionID: String?) throws {
         let holder = try String.fetchOne(
-            db,
-            sql: "SELECT record_key FROM identity WHERE peer = ? AND resource_type = ? AND local_id = ?",
+            try db.cachedStatement(sql: "SELECT record_key FROM identity WHERE peer = ? AND resource_type = ? AND local_id = ?"),
             arguments: [peer, recordKey.resourceType.rawValue, localID]
         )
         if let holder, holder != recordKey.description {

@@ -15,6 +15,20 @@ public enum PeerMode: String, Sendable, Hashable, Codable {
     case readOnly = "read-only"
 }
 
+/// What the sync engine is doing with a peer, for `caresync status`.
+public enum PeerSyncState: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Pulling, merging or pushing now.
+    case syncing
+    /// In step; waiting for the next cycle.
+    case idle
+    /// The last contact failed in a way that may pass; waiting before trying again.
+    case backingOff = "backing-off"
+    /// The peer cannot be reached (connection refused, DNS, TLS).
+    case unreachable
+    /// The peer was refused (not FHIR 4.0.1, or its store went backwards) and is not synced.
+    case refused
+}
+
 /// What the daemon last knew about reaching a peer.
 public enum ConnectionState: String, Sendable, Hashable, Codable {
     case unknown
@@ -276,6 +290,9 @@ public struct PushRequest: Sendable, Hashable {
     /// Peers whose base for this record becomes `body` when the push completes (usually the target,
     /// and the provider the change came from when the target is the hub).
     public var baseOwners: [String]
+    /// The target's content `body` was merged against (the sync engine's three-way base when the target
+    /// answers that it changed meanwhile: `body`'s changes are those from this content).
+    public var mergeBase: [UInt8]?
 
     public init(
         peer: String,
@@ -285,7 +302,8 @@ public struct PushRequest: Sendable, Hashable {
         localID: String? = nil,
         ifMatchVersion: String? = nil,
         body: [UInt8],
-        baseOwners: [String]? = nil
+        baseOwners: [String]? = nil,
+        mergeBase: [UInt8]? = nil
     ) {
         self.peer = peer
         self.recordKey = recordKey
@@ -295,6 +313,7 @@ public struct PushRequest: Sendable, Hashable {
         self.ifMatchVersion = ifMatchVersion
         self.body = body
         self.baseOwners = baseOwners ?? [peer]
+        self.mergeBase = mergeBase
     }
 }
 
@@ -649,6 +668,15 @@ public struct PeerStatus: Sendable, Hashable {
     public var lastSuccessAt: Int64?
     public var lastError: String?
     public var lastErrorAt: Int64?
+    /// What the sync engine is doing with the peer.
+    public var syncState: PeerSyncState
+    /// Why the peer is in that state (a refusal's reason, the error being backed off from), when known.
+    public var syncStateDetail: String?
+    /// When the state last changed.
+    public var syncStateAt: Int64?
+    /// How far the hub is behind this peer: the age of the oldest change from it not yet in the hub
+    /// (0 when in step), as the engine last measured it.
+    public var lagMilliseconds: Int64?
 
     public init(
         peer: PeerDescriptor,
@@ -660,8 +688,16 @@ public struct PeerStatus: Sendable, Hashable {
         cursors: [ResourceType: SyncCursor],
         lastSuccessAt: Int64?,
         lastError: String?,
-        lastErrorAt: Int64?
+        lastErrorAt: Int64?,
+        syncState: PeerSyncState = .idle,
+        syncStateDetail: String? = nil,
+        syncStateAt: Int64? = nil,
+        lagMilliseconds: Int64? = nil
     ) {
+        self.syncState = syncState
+        self.syncStateDetail = syncStateDetail
+        self.syncStateAt = syncStateAt
+        self.lagMilliseconds = lagMilliseconds
         self.peer = peer
         self.connectionState = connectionState
         self.queueDepth = queueDepth

@@ -1,0 +1,145 @@
+import CaresyncTestSupport
+import FHIRModel
+import StateStore
+import Testing
+
+@Suite("Sync engine store operations")
+struct SyncStoreTests {
+    func inboxRecord(_ id: String, version: String = "1") -> InboxRecord {
+        InboxRecord(
+            resourceType: .carePlan, localID: id, versionID: version, lastUpdated: "2025-04-01T09:30:00Z", nhsNumber: patientA,
+            content: json(#"{"resourceType":"CarePlan","id":"\#(id)"}"#))
+    }
+
+    func pull(_ store: SQLiteStateStore, _ ids: [String]) async throws -> [InboxItem] {
+        _ = try await store.storePulledPage(
+            PulledPage(peer: "trust-a", resourceType: .carePlan, records: ids.map { inboxRecord($0) }, cursor: SyncCursor(serverTime: "2025-04-01T09:30:00Z")))
+        return try await store.pendingInbox(peer: "trust-a", limit: 100)
+    }
+
+    @Test("record contexts read identity, bases, queue tails, open conflicts and patient holders in one snapshot")
+    func recordContexts() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.directory.remove() }
+        let store = try await fixture.openWriter()
+        defer { store.close() }
+        let inbox = try await pull(store, ["a"])
+        let recordKey = key("plan-a")
+        _ = try await store.commitMerge(
+            MergeCommit(
+                inboxID: inbox[0].id, outcome: .merged,
+                identityLinks: [IdentityLink(recordKey: recordKey, nhsNumber: patientA, peer: "trust-a", localID: "a", versionID: "1")],
+                baseUpdates: [
+                    BaseUpdate(peer: "trust-a", recordKey: recordKey, content: json("{}")),
+                    BaseUpdate(peer: "hub", recordKey: recordKey, content: json(#"{"hub":true}"#)),
+                ],
+                pushes: [
+                    PushRequest(
+                        peer: "hub", recordKey: recordKey, nhsNumber: patientA, operation: .create, body: json(#"{"x":1}"#),
+                        mergeBase: json(#"{"base":1}"#))
+                ],
+                conflicts: [NewConflict(peer: "trust-a", recordKey: recordKey, nhsNumber: patientA, base: nil, ours: nil, theirs: nil, paths: [])]))
+
+        let contexts = try await store.recordContexts([
+            RecordLookup(peer: "trust-a", resourceType: .carePlan, localID: "a", keys: []),
+            RecordLookup(peer: "trust-b", resourceType: .carePlan, localID: "zz", keys: [recordKey], patient: patientA, hubForNewHolder: "hub"),
+            RecordLookup(peer: "trust-b", resourceType: .carePlan, localID: "none", keys: [key("unknown")]),
+        ])
+        #expect(contexts[0].identity?.recordKey == recordKey)
+        #expect(contexts[0].bases["hub"] == json(#"{"hub":true}"#))
+        #expect(contexts[0].queueTails["hub"]?.push.mergeBase == json(#"{"base":1}"#))
+        #expect(contexts[0].openConflictPeers == ["trust-a"])
+        #expect(contexts[1].identity?.at("trust-a")?.localID == "a", "found by its business identifier")
+        #expect(contexts[1].patientHolders == ["trust-a"])
+        #expect(contexts[1].hubPatientRecords.map(\.recordKey) == [recordKey], "trust-b holds no record of the patient yet")
+        #expect(contexts[2].identity == nil)
+    }
+
+    @Test("a batch of merge commits is one transaction: one bad commit rolls back all of them")
+    func commitMergesIsAtomic() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.directory.remove() }
+        let store = try await fixture.openWriter()
+        defer { store.close() }
+        let inbox = try await pull(store, ["a", "b"])
+        let good = MergeCommit(inboxID: inbox[0].id, outcome: .merged, pushes: [push("plan-a", "{}")])
+        let bad = MergeCommit(inboxID: inbox[1].id, outcome: .merged, pushes: [push("plan-b", "{}", peer: "nowhere")])
+        #expect(await storeError { _ = try await store.commitMerges([good, bad]) }?.code == .notFound)
+        #expect(try await store.pendingInbox(peer: nil, limit: 10).count == 2)
+        #expect(try await store.queue(peer: "hub", limit: 10).depth == 0)
+        _ = try await store.commitMerges([good])
+        #expect(try await store.pendingInbox(peer: nil, limit: 10).count == 1)
+        #expect(try await store.queue(peer: "hub", limit: 10).depth == 1)
+    }
+
+    @Test("completing a batch skips pushes whose lease was lost and completes the others")
+    func completeBatch() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.directory.remove() }
+        let store = try await fixture.openWriter()
+        defer { store.close() }
+        _ = try await store.enqueue([push("plan-a", #"{"a":1}"#), push("plan-b", #"{"b":1}"#)])
+        let leased = try await store.lease(peer: "hub", limit: 10, durationMilliseconds: 1000)
+        fixture.clock.advance(milliseconds: 2000)
+        let stolen = try await store.lease(peer: "hub", limit: 1, durationMilliseconds: 1000)
+        #expect(stolen.count == 1)
+        let lost = try await store.complete(leased.map { CompletedPush(push: $0, completion: PushCompletion(localID: "x-\($0.item.id)", versionID: "2")) })
+        #expect(lost == [stolen[0].item.id])
+        #expect(try await store.queue(peer: "hub", limit: 10).depth == 1)
+    }
+
+    @Test("a lost race replaces the push in place with a new request id, or withdraws it, in one transaction")
+    func recoverLostRace() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.directory.remove() }
+        let store = try await fixture.openWriter()
+        defer { store.close() }
+        _ = try await store.enqueue([push("plan-a", #"{"v":1}"#), push("plan-b", #"{"b":1}"#)])
+        let leased = try await store.lease(peer: "hub", limit: 10, durationMilliseconds: 1000)
+        let first = try #require(leased.first { $0.item.push.recordKey == key("plan-a") })
+        let receipt = try await store.recoverLostRace(
+            first,
+            LostRaceRecovery(
+                replacement: .init(operation: .update, localID: "plan-a", ifMatchVersion: "7", body: json(#"{"v":2}"#), mergeBase: json(#"{"v":"hub"}"#)),
+                targetLocalID: "plan-a", targetVersionID: "7", targetContent: json(#"{"v":"hub"}"#)))
+        #expect(receipt?.itemID == first.item.id, "same queue position")
+        #expect(receipt?.requestID != first.item.requestID, "a new body gets a new request id")
+        let queue = try await store.queue(peer: "hub", limit: 10)
+        let replaced = try #require(queue.items.first { $0.id == first.item.id })
+        #expect(replaced.push.ifMatchVersion == "7")
+        #expect(replaced.push.body == json(#"{"v":2}"#))
+        #expect(replaced.attempts == 0 && replaced.leaseExpiresAt == nil)
+        #expect(try await store.base(peer: "hub", recordKey: key("plan-a"))?.content == json(#"{"v":"hub"}"#))
+        #expect(try await store.identity(forAnyOf: [key("plan-a")])?.at("hub")?.versionID == "7")
+
+        let second = try #require(leased.first { $0.item.push.recordKey == key("plan-b") })
+        #expect(try await store.recoverLostRace(second, LostRaceRecovery(replacement: nil)) == nil)
+        #expect(try await store.queue(peer: "hub", limit: 10).depth == 1)
+        let actions = try await store.audit(nhsNumber: nil, since: nil, limit: 100).map(\.event.action)
+        #expect(actions.contains("push-remerged") && actions.contains("push-withdrawn"))
+        // The old lease is gone: completing with it fails.
+        #expect(await storeError { try await store.complete(first, with: PushCompletion(localID: "plan-a", versionID: "8")) }?.code == .leaseLost)
+    }
+
+    @Test("peer sync state and lag show in status; cursors can be reset; inbox counts by state")
+    func peerStateAndCursors() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.directory.remove() }
+        let store = try await fixture.openWriter()
+        defer { store.close() }
+        try await store.recordSyncState(peer: "trust-a", .backingOff, detail: "HTTP 503", lagMilliseconds: 4200)
+        try await store.recordSyncState(peer: "trust-a", .backingOff, detail: "HTTP 503 again", lagMilliseconds: nil)
+        let status = try #require(try await store.status().first { $0.peer.name == "trust-a" })
+        #expect(status.syncState == .backingOff)
+        #expect(status.syncStateDetail == "HTTP 503 again")
+        #expect(status.lagMilliseconds == 4200, "a state without a measurement keeps the last lag")
+        let inbox = try await pull(store, ["a", "b"])
+        _ = try await store.commitMerge(MergeCommit(inboxID: inbox[0].id, outcome: .quarantined(reason: "bad")))
+        #expect(try await store.inboxCounts(peer: "trust-a") == InboxCounts(pending: 1, merged: 0, quarantined: 1))
+        #expect(try await store.cursor(peer: "trust-a", resourceType: .carePlan) != nil)
+        try await store.resetCursors(peer: "trust-a", resourceType: .encounter)
+        #expect(try await store.cursor(peer: "trust-a", resourceType: .carePlan) != nil)
+        try await store.resetCursors(peer: "trust-a", resourceType: nil)
+        #expect(try await store.cursor(peer: "trust-a", resourceType: .carePlan) == nil)
+    }
+}

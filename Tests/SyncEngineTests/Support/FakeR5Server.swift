@@ -1,0 +1,34 @@
+import CaresyncTestSupport
+import Foundation
+
+/// `Servers/r5_server.py`: a peer whose CapabilityStatement declares FHIR 5.0.0 (an I/O-edge stand-in for
+/// a server caresync must refuse).
+final class FakeR5Server: Sendable {
+    let process: ChildProcess
+    let port: Int
+
+    init() throws {
+        let script = TestPaths.repositoryRoot.appendingPathComponent("Tests/SyncEngineTests/Servers/r5_server.py")
+        process = try ChildProcess(executable: URL(fileURLWithPath: "/usr/bin/env"), arguments: ["python3", script.path])
+        var port: Int?
+        let deadline = Date().addingTimeInterval(30)
+        while port == nil, Date() < deadline {
+            if let line = process.output.first(where: { $0.hasPrefix("listening on 127.0.0.1:") }) {
+                port = Int(line.dropFirst("listening on 127.0.0.1:".count))
+            } else {
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+        }
+        guard let port else { throw TestFailure("the R5 stand-in did not start: \(process.errors)") }
+        self.port = port
+    }
+
+    var baseURL: String { "http://127.0.0.1:\(port)/fhir" }
+
+    /// The paths requested so far.
+    var requests: [String] { process.output.filter { $0.hasPrefix("GET ") }.map { String($0.dropFirst(4)) } }
+
+    func stop() {
+        process.send(SIGTERM)
+    }
+}
