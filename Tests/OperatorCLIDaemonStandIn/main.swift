@@ -33,7 +33,24 @@ let stepMilliseconds = option("--step-ms", default: 300)
 let fail = arguments.contains("--fail")
 let exitAfterStart = arguments.contains("--exit-after-start")
 
-let store = try SQLiteStateStore.open(directory: arguments[1], access: .writer)
+/// The writer store; retried on `lock-held` for a moment: the test that started this process may have
+/// closed its own writer an instant ago (see the operator CLI tests' StateFixture).
+func openWriter(_ directory: String) async -> SQLiteStateStore? {
+    for _ in 0..<100 {
+        do {
+            return try SQLiteStateStore.open(directory: directory, access: .writer)
+        } catch {
+            guard error.code == .lockHeld else { return nil }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+    return nil
+}
+
+guard let store = await openWriter(arguments[1]) else {
+    FileHandle.standardError.write(Data("operator-cli-daemon-stand-in: cannot open the state store as writer\n".utf8))
+    exit(1)
+}
 for peer in [
     PeerDescriptor(name: "hub", ods: "QWE", baseURL: "https://hub.example.nhs.uk/fhir", mode: .hub),
     PeerDescriptor(name: "trust-a", ods: "RX1", baseURL: "https://fhir.trust-a.example.nhs.uk/R4", mode: .readWrite),

@@ -198,7 +198,7 @@ struct PeersCommandTests {
         let fixture = try StateFixture()
         defer { fixture.directory.remove() }
         try await fixture.fillTroubled()
-        let store = try fixture.openWriter()
+        let store = try await fixture.openWriter()
         try await store.registerPeer(PeerDescriptor(name: "old-trust", ods: "RX9", baseURL: "https://old.example.nhs.uk/fhir", mode: .readOnly))
         store.close()
         let tls = try Certificates(in: fixture.directory)

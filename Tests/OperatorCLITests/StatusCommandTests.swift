@@ -43,7 +43,7 @@ struct StatusCommandTests {
         #expect(hubLine.contains(" 2 "), "two queued for the hub: \(hubLine)")
         #expect(hubLine.contains(" 2h ") || hubLine.contains(" 1h59m ") || hubLine.contains(" 2h01m "), "\(hubLine)")
         let trustA = try #require(result.output.first { $0.hasPrefix("trust-a ") })
-        #expect(trustA.contains("backing off"))
+        #expect(trustA.contains("backing off  5m  "), "the lag the engine measured: \(trustA)")
         #expect(trustA.contains("2025-06-14T08:00:00Z"), "the earliest cursor: \(trustA)")
         let trustB = try #require(result.output.first { $0.hasPrefix("trust-b ") })
         #expect(trustB.contains("unreachable"))
@@ -80,6 +80,8 @@ struct StatusCommandTests {
         #expect(peers[1]["openConflicts"] == 1)
         #expect(peers[1]["queueDepth"] == 1)
         #expect(peers[2]["state"] == "unreachable")
+        #expect(peers[1]["lagSeconds"] == JSON.number(JSONNumber("300.000")!))
+        #expect(peers[0]["lagSeconds"] == .null, "the hub's lag is not measured")
         #expect(peers[1]["cursors"]?.arrayValue?.count == 2)
         let codes = document["attention"]?.arrayValue?.compactMap { $0["code"]?.stringValue } ?? []
         #expect(codes.sorted() == ["dead-letters", "open-conflicts", "queue-stale", "queue-stale", "unreachable"])
@@ -163,7 +165,7 @@ struct StatusCommandTests {
         let fixture = try StateFixture()
         defer { fixture.directory.remove() }
         try await fixture.fillHealthy()
-        let writer = try fixture.openWriter()
+        let writer = try await fixture.openWriter()
         defer { writer.close() }
         // The writer holds the lock and keeps committing while status runs several times.
         let stop = Mutex(false)

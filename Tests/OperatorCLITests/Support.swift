@@ -44,8 +44,19 @@ struct StateFixture {
 
     var stateDirectory: String { directory.path("state").path }
 
-    func openWriter() throws -> SQLiteStateStore {
-        try SQLiteStateStore.open(directory: stateDirectory, access: .writer, options: StoreOptions(clock: clock))
+    /// Opens the writer. A writer closed a moment ago may still be locked for a few milliseconds: a child
+    /// process another test is starting shares the lock file's open description between its fork and its
+    /// exec (where close-on-exec drops it), so `lock-held` is retried briefly.
+    func openWriter() async throws -> SQLiteStateStore {
+        for _ in 0..<100 {
+            do {
+                return try SQLiteStateStore.open(directory: stateDirectory, access: .writer, options: StoreOptions(clock: clock))
+            } catch {
+                guard error.code == .lockHeld else { throw error }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        return try SQLiteStateStore.open(directory: stateDirectory, access: .writer, options: StoreOptions(clock: clock))
     }
 
     func openReader() throws -> SQLiteStateStore {
@@ -60,11 +71,12 @@ struct StateFixture {
 
     /// Every peer in step: contacted successfully, cursors set, nothing queued.
     func fillHealthy() async throws {
-        let store = try openWriter()
+        let store = try await openWriter()
         defer { store.close() }
         for peer in Self.peers {
             try await store.registerPeer(peer)
             try await store.recordContact(peer: peer.name, .succeeded)
+            try await store.recordSyncState(peer: peer.name, .idle, detail: nil, lagMilliseconds: peer.mode == .hub ? nil : 0)
             _ = try await store.storePulledPage(
                 PulledPage(peer: peer.name, resourceType: .carePlan, records: [], cursor: SyncCursor(serverTime: "2025-06-15T09:30:00Z")))
         }
@@ -74,12 +86,17 @@ struct StateFixture {
     /// letter and an open conflict (made by the real merge core); trust-b unreachable.
     @discardableResult
     func fillTroubled() async throws -> TroubledIDs {
-        let store = try openWriter()
+        let store = try await openWriter()
         defer { store.close() }
         for peer in Self.peers { try await store.registerPeer(peer) }
+        // As the engine records them: the contact's outcome and the sync state (with the lag it measured).
         try await store.recordContact(peer: "hub", .succeeded)
+        try await store.recordSyncState(peer: "hub", .idle, detail: nil, lagMilliseconds: nil)
         try await store.recordContact(peer: "trust-a", .failed(message: "HTTP 503 from trust-a: Service Unavailable", state: .failing))
+        try await store.recordSyncState(
+            peer: "trust-a", .backingOff, detail: "HTTP 503 from trust-a: Service Unavailable", lagMilliseconds: 300_000)
         try await store.recordContact(peer: "trust-b", .failed(message: "cannot connect: Connection refused", state: .disconnected))
+        try await store.recordSyncState(peer: "trust-b", .unreachable, detail: "cannot connect: Connection refused", lagMilliseconds: 0)
 
         let carePlans = [Self.carePlan(id: "cp-1", status: "active", dailyAmount: 1), Self.carePlan(id: "cp-2", status: "active", dailyAmount: 1)]
         _ = try await store.storePulledPage(

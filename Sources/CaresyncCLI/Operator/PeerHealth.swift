@@ -32,19 +32,27 @@ struct PeerHealth {
 
     init(_ status: PeerStatus, now: Int64) {
         self.status = status
-        (state, detail) = Self.state(of: status)
-        lagMilliseconds = nil
+        state = Self.state(of: status.syncState)
+        if let detail = status.syncStateDetail {
+            self.detail = detail
+        } else if status.syncStateAt == nil && status.lastSuccessAt == nil && status.lastErrorAt == nil {
+            self.detail = "not contacted yet"
+        } else {
+            self.detail = nil
+        }
+        lagMilliseconds = status.lagMilliseconds
         oldestAgeMilliseconds = status.oldestEnqueuedAt.map { max(0, now - $0) }
     }
 
-    /// The daemon records the outcome of each contact as a connection state; this maps it to the
-    /// operator's words. Never contacted is `idle` (nothing has failed) with a detail saying so.
-    private static func state(of status: PeerStatus) -> (State, String?) {
-        switch status.connectionState {
-        case .unknown: return (.idle, status.lastSuccessAt == nil ? "not contacted yet" : nil)
-        case .connected: return (.idle, nil)
-        case .failing: return (.backingOff, status.lastError)
-        case .disconnected: return (.unreachable, status.lastError)
+    /// The engine records what it is doing with each peer (``PeerSyncState``); these are the same states
+    /// in the operator's words.
+    private static func state(of syncState: PeerSyncState) -> State {
+        switch syncState {
+        case .syncing: .syncing
+        case .idle: .idle
+        case .backingOff: .backingOff
+        case .unreachable: .unreachable
+        case .refused: .refused
         }
     }
 
