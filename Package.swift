@@ -210,7 +210,7 @@ let package = Package(
         .testTarget(
             name: "OperatorCLITests",
             dependencies: [
-                "StateStore", "FHIRModel", "FHIRJSON", "MergeCore", "CaresyncTestSupport",
+                "StateStore", "FHIRModel", "FHIRJSON", "MergeCore", "FHIRClient", "CaresyncHTTP", "CaresyncTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             exclude: ["Helpers"],

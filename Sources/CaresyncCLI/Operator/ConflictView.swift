@@ -6,8 +6,9 @@ import StateStore
 /// theirs (the provider's) values, the rule that held it and the hazard that rule controls.
 ///
 /// The store keeps the three whole records and the paths with their rules; the values at each path
-/// come from merging the stored records again under the policy (the merge is pure and deterministic,
-/// so it finds the same conflicts), which also gives the rule's hazard text. A path the current policy
+/// come from merging the stored records again under the policy, with the merge context the engine used
+/// (the merge is pure and deterministic, so it finds the same conflicts), which also gives the rule's
+/// hazard text. A path the current policy
 /// no longer holds is shown with `reproduced == false`, its rule and hazard from the policy file.
 struct ConflictView {
     struct PathView {
@@ -30,13 +31,13 @@ struct ConflictView {
     let paths: [PathView]
     let policyVersion: String
 
-    init(_ record: ConflictRecord, policy: MergePolicy) {
+    init(_ record: ConflictRecord, policy: MergePolicy, context: MergeContext) {
         self.record = record
         base = Self.parse(record.conflict.base)
         ours = Self.parse(record.conflict.ours)
         theirs = Self.parse(record.conflict.theirs)
         policyVersion = policy.version
-        let outcome = merge(base: base, ours: ours, theirs: theirs, policy: policy, context: MergeContext())
+        let outcome = merge(base: base, ours: ours, theirs: theirs, policy: policy, context: context)
         let found = Dictionary(outcome.conflicts.map { ($0.path, $0) }) { first, _ in first }
         paths = record.conflict.paths.map { stored in
             if let conflict = found[stored.path] {

@@ -3,13 +3,14 @@ import FHIRJSON
 import FHIRModel
 import MergeCore
 import StateStore
+import SyncEngine
 
 /// `caresync conflicts list|show|resolve`.
 struct ConflictsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conflicts",
         abstract: "List, show and resolve clinical conflicts held for review.",
-        subcommands: [ConflictsListCommand.self, ConflictsShowCommand.self],
+        subcommands: [ConflictsListCommand.self, ConflictsShowCommand.self, ConflictsResolveCommand.self],
         defaultSubcommand: ConflictsListCommand.self
     )
 }
@@ -99,21 +100,29 @@ struct ConflictsShowCommand: AsyncParsableCommand {
             guard let record = try await storeCall({ () async throws(StateStoreError) in try await store.conflict(id: id) }) else {
                 throw .invalidInput("no conflict with id \(id) (caresync conflicts list --all shows them)")
             }
-            let view = ConflictView(record, policy: try await context.mergePolicy())
+            let peers = try await storeCall { () async throws(StateStoreError) in try await store.status() }.map(\.peer)
+            let mergeContext = peers.first { $0.name == record.conflict.peer }.map { peer in
+                InboundPlanner.mergeContext(
+                    for: record.conflict.recordKey, from: SyncPeer(name: peer.name, ods: peer.ods, mode: peer.mode, baseURL: peer.baseURL))
+            } ?? MergeContext()
+            let view = ConflictView(record, policy: try await context.mergePolicy(), context: mergeContext)
             if json {
                 writeOut(ConflictJSON.detail(view).text(.pretty) + "\n")
             } else {
-                writeOut(Self.text(view, now: nowMilliseconds(), style: .standardOutput()))
+                let atHub = peers.first { $0.name == record.conflict.peer }?.mode == .hub
+                writeOut(Self.text(view, theirsAtHub: atHub, now: nowMilliseconds(), style: .standardOutput()))
             }
         }
     }
 
-    static func text(_ view: ConflictView, now: Int64, style: TextStyle) -> String {
+    /// `theirsAtHub`: the engine recorded the conflict on a lost race at the hub (theirs is a merged change
+    /// on its way to the hub, not a provider's version).
+    static func text(_ view: ConflictView, theirsAtHub: Bool = false, now: Int64, style: TextStyle) -> String {
         let record = view.record
         let conflict = record.conflict
         var out = style.paint("conflict \(record.id)", .bold) + " (" + (record.state == .open ? style.paint("open", .yellow) : "resolved") + ")"
         out += ": \(conflict.recordKey.resourceType.rawValue) \(conflict.recordKey.identifier.token)\n"
-        out += "  between the hub (ours) and \(conflict.peer) (theirs)"
+        out += theirsAtHub ? "  between the hub (ours) and a merged change that lost a race to it (theirs)" : "  between the hub (ours) and \(conflict.peer) (theirs)"
         if let patient = conflict.nhsNumber { out += ", patient \(patient.masked)" }
         out += "\n  held since \(Format.time(record.createdAt)) (\(Format.duration(milliseconds: now - record.createdAt)) ago)"
         out += "; policy \(view.policyVersion)\n"
@@ -124,7 +133,8 @@ struct ConflictsShowCommand: AsyncParsableCommand {
             if path.reproduced {
                 out += "  " + style.paint("base:  ", .dim) + " " + Self.value(path.base, indent: 10) + "\n"
                 out += "  " + style.paint("ours:  ", .blue) + " " + Self.value(path.ours, indent: 10) + "  (hub)\n"
-                out += "  " + style.paint("theirs:", .magenta) + " " + Self.value(path.theirs, indent: 10) + "  (\(conflict.peer))\n"
+                out += "  " + style.paint("theirs:", .magenta) + " " + Self.value(path.theirs, indent: 10)
+                    + (theirsAtHub ? "  (merged change)\n" : "  (\(conflict.peer))\n")
             } else {
                 out += "  (the current policy does not hold this path; compare the whole records with --json)\n"
             }

@@ -37,16 +37,16 @@ struct OperatorContext {
         }
     }
 
+    /// Where the state directory is (not checked to exist).
+    func statePath() async throws(OperatorError) -> String {
+        if let given = global.stateDir { return Self.absolute(given) }
+        if let configured = try? await configuration() { return configured.state.path }
+        return try statePathFromFile()
+    }
+
     /// The state directory, checked to exist.
     func stateDirectory() async throws(OperatorError) -> String {
-        let directory: String
-        if let given = global.stateDir {
-            directory = Self.absolute(given)
-        } else if let configured = try? await configuration() {
-            directory = configured.state.path
-        } else {
-            directory = try statePathFromFile()
-        }
+        let directory = try await statePath()
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             throw .invalidInput("no state directory at \(directory) (give --state-dir, or check state.path in \(configurationPath))")

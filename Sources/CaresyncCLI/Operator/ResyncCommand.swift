@@ -1,12 +1,18 @@
 import ArgumentParser
+import CaresyncDaemon
+import CaresyncHTTP
 import FHIRJSON
 import FHIRModel
 import Foundation
+import Logging
 import StateStore
+import Synchronization
+import SyncEngine
 
 /// `caresync resync [--peer P] [--type T] [--patient NHSNO] [--full] [--wait] [--json]`: records a resync
 /// request in the state store and wakes the running daemon with `SIGUSR1` (sent to the pid in the writer
-/// lock file); with `--wait`, follows the request until the daemon marks it done.
+/// lock file); with `--wait`, follows the request until the daemon marks it done. With no daemon running,
+/// runs the resync in this process through the sync engine, holding the writer lock.
 struct ResyncCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "resync",
@@ -51,16 +57,15 @@ struct ResyncCommand: AsyncParsableCommand {
             }
             let nhsNumber = try patient.map { (text) throws(OperatorError) in try NHSNumber.operatorInput(text) }
             let context = OperatorContext(global)
-            let directory = try await context.stateDirectory()
+            // A state directory that does not exist yet has no daemon: the in-process resync creates it.
+            let directory = try await context.statePath()
+            guard let daemon = DaemonLock.holder(stateDirectory: directory) else {
+                try await runInProcess(context: context, type: resourceType, patient: nhsNumber)
+                return
+            }
             let store = try await context.openStore(.operator)
             defer { store.close() }
             if let peer { try await requireKnownPeer(peer, in: store) }
-
-            guard let daemon = DaemonLock.holder(stateDirectory: directory) else {
-                throw .failure(
-                    "no daemon is running on \(directory) (nothing holds \(SQLiteStateStore.lockFileName)); "
-                        + "start it (systemctl start caresync), then ask again")
-            }
             let user = OperatorUser.current()
             let id = try await storeCall { () async throws(StateStoreError) in
                 try await store.requestResync(peer: peer, type: resourceType, patient: nhsNumber, full: full, requestedBy: user)
@@ -86,6 +91,72 @@ struct ResyncCommand: AsyncParsableCommand {
             }
             if request.state == .failed { throw .quietExit(.failure) }
         }
+    }
+
+    /// No daemon holds the lock: run the resync here through the engine's entry point, holding the writer
+    /// lock (a daemon started meanwhile fails on it), recorded and audited as a request the daemon would
+    /// have run, with progress shown as `--wait` shows it.
+    func runInProcess(context: OperatorContext, type: ResourceType?, patient: NHSNumber?) async throws(OperatorError) {
+        let configuration = try await context.configuration()
+        if let peer, configuration.peer(named: peer) == nil {
+            throw .invalidInput("no peer named '\(peer)' in the configuration (peers: \(configuration.peers.map(\.name).joined(separator: ", ")))")
+        }
+        let directory = configuration.state.path
+        let store: SQLiteStateStore
+        do {
+            store = try SQLiteStateStore.open(directory: directory, access: .writer)
+        } catch {
+            if error.code == .lockHeld {
+                throw .failure(
+                    "a daemon started on \(directory) meanwhile (pid \(error.lockHolderPID.map(String.init) ?? "?")): ask again to hand it the resync")
+            }
+            throw .store(error)
+        }
+        defer { store.close() }
+        _ = CaresyncLogging.bootstrap(level: .warning)
+        let logger = Logger(label: "caresync.resync")
+        let http = HTTPClient()
+        defer { http.shutdown() }
+        let engine: SyncEngine
+        do {
+            let tokens = try PeerAccessTokens(configuration: configuration, transport: HTTPTokenEndpointTransport(client: http))
+            engine = try SyncEngine.make(
+                configuration: configuration, store: store, http: http, tokens: tokens, metrics: nil, observer: nil, logger: logger)
+        } catch {
+            throw .failure("cannot set up the sync engine: \(error)")
+        }
+        do throws(StateStoreError) {
+            try await engine.start()
+        } catch {
+            throw .store(error)
+        }
+        let user = OperatorUser.current()
+        let scope = ResyncScope(peer: peer, resourceType: type, patient: patient, full: full)
+        let id = try await storeCall { () async throws(StateStoreError) in
+            try await store.requestResync(peer: peer, type: type, patient: patient, full: full, requestedBy: user)
+        }
+        try await storeCall { () async throws(StateStoreError) in try await store.startResync(id: id) }
+        if !json {
+            writeOut("no daemon is running on \(directory): resync request \(id) runs here (holding the writer lock)\n")
+        }
+        let printer = ResyncProgressPrinter(quiet: json)
+        let outcome: ResyncOutcome
+        do {
+            let report = try await engine.runOnce(scope) { progress in
+                try? await store.updateResyncProgress(id: id, progress)
+                if let request = try? await store.resyncRequest(id: id) { printer.show(request) }
+            }
+            outcome = .completed(summary: report.resyncSummary)
+        } catch {
+            outcome = .failed(reason: "\(error)")
+        }
+        try await storeCall { () async throws(StateStoreError) in try await store.finishResync(id: id, outcome) }
+        let request = try await Self.read(id, from: store)
+        printer.finish(request)
+        if json {
+            writeOut(Self.json(request, daemon: nil).text(.pretty) + "\n")
+        }
+        if request.state == .failed { throw .quietExit(.failure) }
     }
 
     static func read(_ id: Int64, from store: SQLiteStateStore) async throws(OperatorError) -> ResyncRequest {
@@ -120,49 +191,56 @@ struct ResyncCommand: AsyncParsableCommand {
     }
 }
 
-/// Follows a resync request until it is finished: a redrawn bar on a terminal, a line per change when
-/// piped (at most one a second, and one every ten seconds while nothing changes).
-struct ResyncProgressDisplay {
-    let id: Int64
-    /// Show nothing (the final JSON says it all).
-    let quiet: Bool
-
-    func follow(store: SQLiteStateStore, stateDirectory: String) async throws(OperatorError) -> ResyncRequest {
-        let terminal = TextStyle.standardOutputIsTerminal && !quiet
-        let style = TextStyle.standardOutput()
+/// Shows a resync request's progress: a bar redrawn in place on a terminal, a line per change when
+/// piped (at most one a second, and one every ten seconds while nothing changes), and a summary at the end.
+final class ResyncProgressPrinter: Sendable {
+    private struct State {
         var lastLine = ""
         var lastPrinted: Int64 = 0
-        while true {
-            let request = try await ResyncCommand.read(id, from: store)
-            let now = nowMilliseconds()
-            if request.state.isFinished {
-                if terminal { writeOut("\r\u{1B}[2K") }
-                if !quiet { writeOut(Self.summary(request, style: style) + "\n") }
-                return request
-            }
-            if !quiet {
-                if terminal {
-                    writeOut("\r\u{1B}[2K" + Self.bar(request, width: Self.terminalWidth()))
-                } else {
-                    let line = Self.line(request)
-                    if (line != lastLine && now - lastPrinted >= 1000) || now - lastPrinted >= 10_000 {
-                        writeOut(line + "\n")
-                        lastLine = line
-                        lastPrinted = now
-                    }
-                }
-            }
-            if DaemonLock.holder(stateDirectory: stateDirectory) == nil {
-                // Read once more: the daemon may have finished the request just before stopping.
-                let last = try await ResyncCommand.read(id, from: store)
-                if last.state.isFinished { continue }
-                if terminal { writeOut("\n") }
-                throw .failure(
-                    "the daemon stopped before finishing resync request \(id) (\(last.state.rawValue)); "
-                        + "it resumes when the daemon starts again")
-            }
-            try? await Task.sleep(for: .milliseconds(200))
+        var drewBar = false
+    }
+
+    /// Show nothing (the final JSON says it all).
+    let quiet: Bool
+    private let terminal: Bool
+    private let style: TextStyle
+    private let state = Mutex(State())
+
+    init(quiet: Bool) {
+        self.quiet = quiet
+        terminal = TextStyle.standardOutputIsTerminal && !quiet
+        style = TextStyle.standardOutput()
+    }
+
+    /// Progress so far.
+    func show(_ request: ResyncRequest) {
+        guard !quiet else { return }
+        let now = nowMilliseconds()
+        if terminal {
+            state.withLock { $0.drewBar = true }
+            writeOut("\r\u{1B}[2K" + Self.bar(request, width: Self.terminalWidth()))
+            return
         }
+        let line = Self.line(request)
+        let due = state.withLock { state -> Bool in
+            guard (line != state.lastLine && now - state.lastPrinted >= 1000) || now - state.lastPrinted >= 10_000 else { return false }
+            state.lastLine = line
+            state.lastPrinted = now
+            return true
+        }
+        if due { writeOut(line + "\n") }
+    }
+
+    /// The end: the bar cleared, the summary line.
+    func finish(_ request: ResyncRequest) {
+        guard !quiet else { return }
+        if state.withLock({ $0.drewBar }) { writeOut("\r\u{1B}[2K") }
+        writeOut(Self.summary(request, style: style) + "\n")
+    }
+
+    /// Leaves the bar's line before an error message.
+    func abandon() {
+        if state.withLock({ $0.drewBar }) { writeOut("\n") }
     }
 
     /// `resync 12: running 40/100 (40%) pulling CarePlan from trust-a`
@@ -217,6 +295,35 @@ struct ResyncProgressDisplay {
         var size = winsize()
         if ioctl(1, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
         return 80
+    }
+}
+
+/// Follows a request the daemon works on, polling the state database, until it is finished or the
+/// daemon stops.
+struct ResyncProgressDisplay {
+    let id: Int64
+    let quiet: Bool
+
+    func follow(store: SQLiteStateStore, stateDirectory: String) async throws(OperatorError) -> ResyncRequest {
+        let printer = ResyncProgressPrinter(quiet: quiet)
+        while true {
+            let request = try await ResyncCommand.read(id, from: store)
+            if request.state.isFinished {
+                printer.finish(request)
+                return request
+            }
+            printer.show(request)
+            if DaemonLock.holder(stateDirectory: stateDirectory) == nil {
+                // Read once more: the daemon may have finished the request just before stopping.
+                let last = try await ResyncCommand.read(id, from: store)
+                if last.state.isFinished { continue }
+                printer.abandon()
+                throw .failure(
+                    "the daemon stopped before finishing resync request \(id) (\(last.state.rawValue)); "
+                        + "it resumes when the daemon starts again")
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
     }
 }
 
