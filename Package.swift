@@ -216,13 +216,6 @@ let package = Package(
             exclude: ["Helpers"],
             swiftSettings: strictSettings
         ),
-        // A writer process standing in for the daemon on the resync request path (test-only).
-        .executableTarget(
-            name: "operator-cli-daemon-stand-in",
-            dependencies: ["StateStore", "FHIRModel"],
-            path: "Tests/OperatorCLIDaemonStandIn",
-            swiftSettings: strictSettings
-        ),
         .testTarget(
             name: "CaresyncDaemonTests",
             dependencies: [

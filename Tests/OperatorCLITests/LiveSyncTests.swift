@@ -19,9 +19,19 @@ final class LiveCluster: @unchecked Sendable {
 
     static let peers = ["hub", "trust-a", "trust-b"]
 
-    init() async throws {
+    /// `trustBFHIRVersion`: trust-b is a small FHIR server speaking that version instead of a caresync-store
+    /// (the daemon refuses a peer that is not 4.0.1).
+    init(trustBFHIRVersion: String? = nil) async throws {
         directory = try TemporaryDirectory(prefix: "caresync-cli-live")
         for name in Self.peers {
+            if name == "trust-b", let version = trustBFHIRVersion {
+                let process = try ChildProcess(
+                    executable: URL(fileURLWithPath: "/usr/bin/env"),
+                    arguments: ["python3", "-u", Helper.path("fhir_peer.py"), "--fhir-version", version])
+                let line = try await process.waitForLine { $0.hasPrefix("LISTENING ") }
+                stores[name] = (process, "http://127.0.0.1:\(line.dropFirst("LISTENING ".count))/fhir")
+                continue
+            }
             let process = try ChildProcess(
                 executable: TestPaths.product("caresync-store"),
                 arguments: ["--listen", "127.0.0.1:0", "--db", directory.path("\(name).sqlite").path, "--log-level", "error"])

@@ -2,137 +2,161 @@ import CaresyncTestSupport
 import FHIRJSON
 import FHIRModel
 import Foundation
+import GRDB
 import StateStore
 import Testing
 
-/// `caresync resync` against a writer process holding the lock and handling SIGUSR1 (the stand-in for
-/// the daemon on this path: it works through resync requests with the daemon's StateStore calls).
+/// `caresync resync` against the real `caresync daemon` (woken with SIGUSR1) and, with no daemon, run
+/// in-process through the engine, on three `caresync-store` children.
 @Suite("caresync resync")
 struct ResyncCommandTests {
-    /// Starts the stand-in on the fixture's state directory and waits until it holds the lock.
-    func startDaemon(_ fixture: StateFixture, _ options: [String] = []) async throws -> ChildProcess {
-        let daemon = try ChildProcess(
-            executable: TestPaths.product("operator-cli-daemon-stand-in"), arguments: [fixture.stateDirectory] + options)
-        _ = try await daemon.waitForLine { $0.hasPrefix("READY ") }
-        return daemon
-    }
-
-    @Test("records the request, wakes the daemon with SIGUSR1, and --wait follows it to completion in lines")
+    @Test("wakes the running daemon, records who asked, and --wait follows it to completion in lines")
     func wakesAndWaits() async throws {
-        let fixture = try StateFixture()
-        defer { fixture.directory.remove() }
-        try await fixture.fillHealthy()
-        let daemon = try await startDaemon(fixture)
-        defer { daemon.send(SIGKILL) }
+        let cluster = try await LiveCluster()
+        try await cluster.createCarePlan(at: "trust-a", "cp-1")
+        try await cluster.startDaemon()
+        let daemon = try #require(cluster.daemon)
 
-        let result = try await caresync([
-            "resync", "--peer", "trust-a", "--type", "CarePlan", "--patient", patientA.digits, "--full", "--wait",
-            "--state-dir", fixture.stateDirectory,
-        ])
-        #expect(result.status == 0, "\(result.errors)")
-        #expect(daemon.output.contains("WOKEN"), "the daemon was woken by the signal")
+        let result = try await cluster.run(["resync", "--peer", "trust-a", "--type", "CarePlan", "--patient", patientA.digits, "--full", "--wait"])
+        #expect(result.status == 0, "\(result.output) \(result.errors)")
         #expect(result.output.first == "resync request 1 recorded; daemon (pid \(daemon.pid)) woken", "\(result.output)")
-        let progress = result.output.dropFirst().dropLast()
-        #expect(!progress.isEmpty, "periodic lines while it runs: \(result.output)")
-        #expect(progress.allSatisfy { $0.hasPrefix("resync 1: ") }, "\(result.output)")
-        #expect(progress.contains { $0.contains(" running ") && $0.contains("/50 (") && $0.hasSuffix("pulling CarePlan from trust-a") })
-        #expect(result.output.last?.hasPrefix("resync 1 completed in ") == true)
-        #expect(result.output.last?.hasSuffix(": 50 records read again, 0 conflicts") == true)
+        #expect(result.output.dropFirst().dropLast().allSatisfy { $0.hasPrefix("resync 1: ") }, "periodic lines: \(result.output)")
+        #expect(result.output.last?.hasPrefix("resync 1 completed in ") == true, "\(result.output)")
+        #expect(result.output.last?.contains(" new version(s) read, ") == true)
         #expect(!result.text.contains("\r"), "no progress bar when piped")
 
-        let reader = try fixture.openReader()
+        let reader = try SQLiteStateStore.open(directory: cluster.stateDirectory, access: .reader)
         defer { reader.close() }
         let request = try #require(try await reader.resyncRequest(id: 1))
         #expect(request.scope == ResyncScope(peer: "trust-a", resourceType: .carePlan, patient: patientA, full: true))
         #expect(request.requestedBy == ProcessInfo.processInfo.userName)
-        let audit = try await reader.audit(nhsNumber: patientA, since: nil, limit: 10)
+        let audit = try await reader.audit(nhsNumber: patientA, since: nil, limit: 100).filter { $0.event.action.hasPrefix("resync-") }
         #expect(audit.map(\.event.action) == ["resync-requested", "resync-completed"])
-        #expect(audit[0].event.actor == ProcessInfo.processInfo.userName)
+        #expect(audit.first?.event.actor == ProcessInfo.processInfo.userName)
+        try await cluster.stopDaemon()
     }
 
-    @Test("without --wait it returns at once; on a terminal --wait draws a progress bar")
-    func progressBar() async throws {
-        let fixture = try StateFixture()
-        defer { fixture.directory.remove() }
-        try await fixture.fillHealthy()
-        let daemon = try await startDaemon(fixture)
-        defer { daemon.send(SIGKILL) }
+    @Test("on a terminal --wait redraws one line; --json prints the request at the end")
+    func terminalAndJSON() async throws {
+        let cluster = try await LiveCluster()
+        try await cluster.startDaemon()
 
-        let quick = try await caresync(["resync", "--state-dir", fixture.stateDirectory])
-        #expect(quick.status == 0)
-        #expect(quick.output.count == 1)
+        let terminal = try await Helper.onTerminal(["resync", "--full", "--wait", "--config", cluster.configPath])
+        #expect(terminal.status == 0, "\(terminal.text)")
+        #expect(terminal.text.contains("\r\u{1B}[2Kresync 1 "), "a line redrawn in place: \(terminal.text.debugDescription)")
+        #expect(terminal.text.contains("\r\u{1B}[2K\u{1B}[32mresync 1 completed\u{1B}[0m in "))
 
-        let terminal = try await Helper.onTerminal(["resync", "--type", "Encounter", "--wait", "--state-dir", fixture.stateDirectory])
-        #expect(terminal.status == 0)
-        #expect(terminal.text.contains("\r\u{1B}[2Kresync 2 ["), "a bar redrawn in place: \(terminal.text.debugDescription)")
-        #expect(terminal.text.contains("] ") && terminal.text.contains("%  "))
-        #expect(terminal.text.contains("\u{1B}[32mresync 2 completed\u{1B}[0m"))
-    }
-
-    @Test("--json prints the request at the end; a failed resync exits 1 with the reason")
-    func jsonAndFailure() async throws {
-        let fixture = try StateFixture()
-        defer { fixture.directory.remove() }
-        try await fixture.fillHealthy()
-        let daemon = try await startDaemon(fixture, ["--fail", "--steps", "2", "--step-ms", "100"])
-        defer { daemon.send(SIGKILL) }
-
-        let result = try await caresync(["resync", "--peer", "hub", "--wait", "--json", "--state-dir", fixture.stateDirectory])
-        #expect(result.status == 1)
-        try await expectValid(result.text, schema: "resync.schema.json")
-        let document = try parseJSON(result.text)
-        #expect(document["state"] == "failed")
-        #expect(document["outcome"] == "the peer answered HTTP 503 on every page")
-        #expect(document["scope"]?["peer"] == "hub")
-
-        let text = try await caresync(["resync", "--wait", "--state-dir", fixture.stateDirectory])
-        #expect(text.status == 1)
-        #expect(text.output.last == "resync 2 failed: the peer answered HTTP 503 on every page")
+        let json = try await cluster.run(["resync", "--type", "Encounter", "--wait", "--json"])
+        #expect(json.status == 0)
+        try await expectValid(json.text, schema: "resync.schema.json")
+        let document = try parseJSON(json.text)
+        #expect(document["state"] == "completed")
+        #expect(document["daemonPid"] == JSON.number(JSONNumber(Int(cluster.daemon!.pid))))
+        #expect(document["scope"]?["resourceType"] == "Encounter")
+        try await cluster.stopDaemon()
     }
 
     @Test("a daemon that stops before finishing: --wait exits 1 saying it resumes at the next start")
     func daemonStops() async throws {
-        let fixture = try StateFixture()
-        defer { fixture.directory.remove() }
-        try await fixture.fillHealthy()
-        let daemon = try await startDaemon(fixture, ["--exit-after-start"])
-
-        let result = try await caresync(["resync", "--wait", "--state-dir", fixture.stateDirectory])
-        #expect(try await daemon.waitForExit() == 0)
-        #expect(result.status == 1)
-        #expect(result.errors.last == "caresync resync: the daemon stopped before finishing resync request 1 (running); it resumes when the daemon starts again")
-        #expect(try await fixture.openReader().pendingResyncRequests().map(\.id) == [1], "still there for the next start")
+        let cluster = try await LiveCluster()
+        try await cluster.startDaemon()
+        let daemon = try #require(cluster.daemon)
+        // Frozen between transactions, the daemon still holds the lock file but does nothing; then it dies
+        // with the request pending. (Frozen inside a write, it would block the CLI's own write.)
+        try await freezeOutsideTransaction(daemon, stateDirectory: cluster.stateDirectory)
+        let waiting = try ChildProcess(
+            executable: TestPaths.product("caresync"), arguments: ["resync", "--wait", "--config", cluster.configPath])
+        do {
+            _ = try await waiting.waitForLine { $0.hasPrefix("resync request 1 recorded") }
+        } catch {
+            _ = try? await waiting.waitForExit()
+            Issue.record("resync ended early: \(waiting.output) \(waiting.errors)")
+            throw error
+        }
+        daemon.send(SIGKILL)
+        daemon.send(SIGCONT)
+        #expect(try await waiting.waitForExit() == 1)
+        #expect(waiting.errors.last == "caresync resync: the daemon stopped before finishing resync request 1 (pending); it resumes when the daemon starts again")
+        let reader = try SQLiteStateStore.open(directory: cluster.stateDirectory, access: .reader)
+        defer { reader.close() }
+        #expect(try await reader.pendingResyncRequests().map(\.id) == [1], "still there for the next start")
     }
 
-    @Test("no daemon running: exit 1 and nothing recorded")
-    func noDaemon() async throws {
-        let fixture = try StateFixture()
-        defer { fixture.directory.remove() }
-        try await fixture.fillHealthy()
+    /// SIGSTOPs `daemon` at a moment it holds no write transaction (checked with an immediate, empty
+    /// write that must not wait); SIGCONT and try again otherwise.
+    func freezeOutsideTransaction(_ daemon: ChildProcess, stateDirectory: String) async throws {
+        var configuration = Configuration()
+        configuration.busyMode = .immediateError
+        let database = try DatabaseQueue(path: stateDirectory + "/" + SQLiteStateStore.databaseFileName, configuration: configuration)
+        defer { try? database.close() }
+        for _ in 0..<200 {
+            daemon.send(SIGSTOP)
+            do {
+                try await database.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE; ROLLBACK") }
+                return
+            } catch {
+                daemon.send(SIGCONT)
+                try await Task.sleep(for: .milliseconds(Int.random(in: 5...50)))
+            }
+        }
+        throw TestSetupFailure("the daemon was always inside a write transaction")
+    }
 
-        let result = try await caresync(["resync", "--state-dir", fixture.stateDirectory])
-        #expect(result.status == 1)
-        #expect(result.errors.first?.hasPrefix("caresync resync: no daemon is running on \(fixture.stateDirectory)") == true, "\(result.errors)")
-        #expect(try await fixture.openReader().pendingResyncRequests().isEmpty)
+    struct TestSetupFailure: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    @Test("a resync the daemon cannot do (a refused peer) fails with the reason: exit 1")
+    func failure() async throws {
+        let cluster = try await LiveCluster(trustBFHIRVersion: "3.0.2")
+        try await cluster.startDaemon()
+
+        let result = try await cluster.run(["resync", "--peer", "trust-b", "--wait"])
+        #expect(result.status == 1, "\(result.output) \(result.errors)")
+        #expect(result.output.last?.hasPrefix("resync 1 failed: ") == true, "\(result.output)")
+        #expect(result.output.last?.contains("trust-b") == true)
+        try await cluster.stopDaemon()
+    }
+
+    @Test("no daemon: the resync runs in-process holding the writer lock, with progress and the same bookkeeping")
+    func inProcess() async throws {
+        let cluster = try await LiveCluster()
+        try await cluster.createCarePlan(at: "trust-a", "cp-1")
+
+        let result = try await cluster.run(["resync", "--json"])
+        #expect(result.status == 0, "\(result.errors)")
+        try await expectValid(result.text, schema: "resync.schema.json")
+        let document = try parseJSON(result.text)
+        #expect(document["state"] == "completed")
+        #expect(document["daemonPid"] == .null)
+        #expect(try await cluster.carePlan(at: "hub", "cp-1") != nil, "synced")
+        #expect(try await cluster.carePlan(at: "trust-b", "cp-1") != nil, "fanned out")
+        #expect(FileManager.default.fileExists(atPath: cluster.stateDirectory + "/caresync.sqlite"))
+
+        // Without a configuration (secrets, peers) it cannot run here.
+        let bare = try await caresync(["resync", "--state-dir", cluster.stateDirectory, "--config", cluster.directory.path("none.yaml").path])
+        #expect(bare.status == 2)
+        #expect(bare.errors.first?.contains("cannot be used") == true, "\(bare.errors)")
     }
 
     @Test("bad input: an unknown peer or type, a malformed NHS number: one line, exit 2, nothing recorded")
     func badInput() async throws {
-        let fixture = try StateFixture()
-        defer { fixture.directory.remove() }
-        try await fixture.fillHealthy()
-        let daemon = try await startDaemon(fixture)
-        defer { daemon.send(SIGKILL) }
+        let cluster = try await LiveCluster()
+        try await cluster.startDaemon()
 
-        let peer = try await caresync(["resync", "--peer", "trust-z", "--state-dir", fixture.stateDirectory])
+        let peer = try await cluster.run(["resync", "--peer", "trust-z"])
         #expect(peer.status == 2)
         #expect(peer.errors == ["caresync resync: no peer named 'trust-z' (known peers: hub, trust-a, trust-b)"])
-        let type = try await caresync(["resync", "--type", "Observation", "--state-dir", fixture.stateDirectory])
+        let type = try await cluster.run(["resync", "--type", "Observation"])
         #expect(type.status == 2)
         #expect(type.errors == ["caresync resync: --type Observation: not a synchronised resource type (CarePlan, Encounter, RelatedPerson)"])
-        let patient = try await caresync(["resync", "--patient", "94347659190", "--state-dir", fixture.stateDirectory])
+        let patient = try await cluster.run(["resync", "--patient", "94347659190"])
         #expect(patient.status == 2)
         #expect(patient.errors == ["caresync resync: --patient: not a valid NHS number: an NHS number has exactly 10 digits"])
-        #expect(try await fixture.openReader().pendingResyncRequests().isEmpty)
+        let reader = try SQLiteStateStore.open(directory: cluster.stateDirectory, access: .reader)
+        defer { reader.close() }
+        #expect(try await reader.resyncRequest(id: 1) == nil)
+        try await cluster.stopDaemon()
     }
 }

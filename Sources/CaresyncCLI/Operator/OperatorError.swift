@@ -29,6 +29,9 @@ struct OperatorError: Error {
         var text = error.message
         if let path = error.path { text += " (\(path))" }
         if let underlying = error.underlying { text += ": \(underlying)" }
+        if error.code == .sqlite, error.underlying?.contains("database is locked") == true {
+            return .failure("the state database stayed locked by another writer (the daemon, stopped or stuck?) past the busy timeout; nothing was written: try again")
+        }
         switch error.code {
         case .databaseMissing, .notFound, .invalidArgument, .alreadyResolved:
             return .invalidInput(text)
