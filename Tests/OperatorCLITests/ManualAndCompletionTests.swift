@@ -8,8 +8,8 @@ struct ManualAndCompletionTests {
     /// Every command an operator types, as the man page names them.
     static let commands = [
         "caresync status", "caresync peers list", "caresync peers probe", "caresync queue list", "caresync queue retry",
-        "caresync conflicts list", "caresync conflicts show", "caresync resync", "caresync audit list", "caresync audit verify",
-        "caresync merge", "caresync validate", "caresync check-config",
+        "caresync conflicts list", "caresync conflicts show", "caresync conflicts resolve", "caresync resync", "caresync audit list",
+        "caresync audit verify", "caresync daemon", "caresync sandbox", "caresync merge", "caresync validate", "caresync check-config",
     ]
 
     @Test("the man page is well-formed troff (groff -ww: no warnings) and documents every command and option")
@@ -32,7 +32,10 @@ struct ManualAndCompletionTests {
         for command in Self.commands {
             #expect(words.contains(command + " "), "\(command) is missing")
         }
-        for option in ["--max-queue-age <max-queue-age>", "--all-dead", "--patient <patient>", "--since <since>", "--wait", "--full"] {
+        for option in [
+            "--max-queue-age <max-queue-age>", "--all-dead", "--patient <patient>", "--since <since>", "--wait", "--full",
+            "--take <take>", "--value-file <value-file>", "--reason <reason>",
+        ] {
             #expect(words.contains(option), "\(option) is missing")
         }
         #expect(words.contains("EXIT STATUS"))

@@ -243,17 +243,19 @@ final class ResyncProgressPrinter: Sendable {
         if state.withLock({ $0.drewBar }) { writeOut("\n") }
     }
 
-    /// `resync 12: running 40/100 (40%) pulling CarePlan from trust-a`
+    /// `resync 12: running, 40/100 (40%), pulling CarePlan from trust-a`; `running, 12 done, reading …`
+    /// while the total is unknown.
     static func line(_ request: ResyncRequest) -> String {
-        var text = "resync \(request.id): \(request.state.rawValue)"
+        var parts = ["resync \(request.id): \(request.state.rawValue)"]
         if request.state == .running {
-            text += " \(Format.count(request.progress.done))"
             if let total = request.progress.total {
-                text += "/\(Format.count(total)) (\(percent(request.progress)))"
+                parts.append("\(Format.count(request.progress.done))/\(Format.count(total)) (\(percent(request.progress)))")
+            } else {
+                parts.append("\(Format.count(request.progress.done)) done")
             }
         }
-        if let phase = request.progress.phase { text += " \(phase)" }
-        return text
+        if let phase = request.progress.phase { parts.append(phase) }
+        return parts.joined(separator: ", ")
     }
 
     /// `resync 12 [#######.............]  35%  35/100  pulling CarePlan from trust-a`, cut to `width`.
