@@ -366,6 +366,32 @@ struct LiveSyncTests {
         #expect(try await cluster.run(["audit", "verify"]).status == 0)
     }
 
+    @Test("a refused wrong-patient merge is only closed keeping the hub's record, with nothing pushed")
+    func wrongPatient() async throws {
+        let cluster = try await LiveCluster()
+        try await cluster.createCarePlan(at: "trust-a", "cp-5")
+        #expect(try await cluster.run(["resync"]).status == 0)
+        try await cluster.edit(at: "trust-a", "cp-5") {
+            $0["subject"] = ["identifier": ["system": "https://fhir.nhs.uk/Id/nhs-number", "value": .string(patientB.digits)]]
+        }
+        #expect(try await cluster.run(["resync"]).status == 0)
+        let list = try parseJSON(try await cluster.run(["conflicts", "list", "--json"]).text)
+        let conflict = try #require(list["conflicts"]?.arrayValue?.first)
+        #expect(conflict["paths"]?.arrayValue?.first?["rule"] == "safety-wrong-patient", "\(conflict)")
+        let id = try #require(conflict["id"]?.numberValue?.text)
+
+        let theirs = try await cluster.run(["conflicts", "resolve", id, "--take", "theirs", "--reason", "r"])
+        #expect(theirs.status == 2)
+        #expect(theirs.errors.first?.contains("caresync never writes one over the other") == true, "\(theirs.errors)")
+        let ours = try await cluster.run(["conflicts", "resolve", id, "--take", "ours", "--reason", "trust-a corrects the subject"])
+        #expect(ours.status == 0, "\(ours.errors)")
+        #expect(ours.output == ["conflict \(id) closed keeping the hub's record; nothing pushed; audited as \(ProcessInfo.processInfo.userName)"])
+        let reader = try SQLiteStateStore.open(directory: cluster.stateDirectory, access: .reader)
+        defer { reader.close() }
+        #expect(try await reader.queue(peer: nil, limit: 10).depth == 0)
+        #expect(try await cluster.carePlan(at: "hub", "cp-5")?["subject"]?["identifier"]?["value"] == .string(patientA.digits))
+    }
+
     @Test("resync wakes the running daemon and --wait follows it; status reads while the daemon writes")
     func daemonResyncAndStatusWhileWriting() async throws {
         let cluster = try await LiveCluster()

@@ -89,6 +89,10 @@ struct ConflictsResolveCommand: AsyncParsableCommand {
             let ours = Self.parse(conflict.ours)
             let theirs = Self.parse(conflict.theirs)
             let hubNow = planner.hubContent(recordContext) ?? ours
+            if conflict.paths.contains(where: { $0.rule == SafetyRules.wrongPatient.id }) {
+                try await closeWrongPatient(conflict, store: store, hub: hubNow ?? ours)
+                return
+            }
             let resolved: JSON
             let choice: String
             if let take {
@@ -98,7 +102,7 @@ struct ConflictsResolveCommand: AsyncParsableCommand {
                     theirs: theirs, policy: policy, context: mergeContext)
             } else {
                 resolved = try Self.resolveFromFile(valueFile ?? "", ours: ours, hubNow: hubNow, policy: policy, conflict: conflict)
-                choice = "value from \((valueFile! as NSString).lastPathComponent)"
+                choice = "value from \(((valueFile ?? "") as NSString).lastPathComponent)"
             }
             try Self.check(resolved, conflict: conflict)
 
@@ -136,6 +140,27 @@ struct ConflictsResolveCommand: AsyncParsableCommand {
                 writeOut("no daemon is running: they are sent when it starts (or run caresync resync)\n")
             }
         }
+    }
+
+    /// A merge refused because the sides name different patients is never settled by writing one side
+    /// over the other: the source record must be corrected where it was made. The operator closes it
+    /// keeping the hub's record, with nothing pushed anywhere.
+    func closeWrongPatient(_ conflict: NewConflict, store: SQLiteStateStore, hub: JSON?) async throws(OperatorError) {
+        guard take == .ours, path.isEmpty else {
+            throw .invalidInput(
+                "conflict \(id) is a refused merge of two different patients' records (\(SafetyRules.wrongPatient.id)): caresync never writes "
+                    + "one over the other. Correct the record at \(conflict.peer) (its next version is merged as usual), then close "
+                    + "this conflict keeping the hub's record: --take ours")
+        }
+        let user = OperatorUser.current()
+        let resolution = ConflictResolution(
+            choice: "ours (wrong-patient refusal closed; nothing pushed)",
+            content: hub.map { ResourceContent.withoutServerFields($0).serialized() } ?? [],
+            resolvedBy: user, reason: reason.trimmingCharacters(in: .whitespacesAndNewlines))
+        _ = try await storeCall { () async throws(StateStoreError) in
+            try await store.resolveConflict(id: id, resolution: resolution, pushes: [])
+        }
+        writeOut("conflict \(id) closed keeping the hub's record; nothing pushed; audited as \(user)\n")
     }
 
     // MARK: Building the resolved record
