@@ -86,13 +86,18 @@ final class LiveCluster: @unchecked Sendable {
         try await caresync(arguments + ["--config", configPath])
     }
 
-    /// Starts `caresync daemon` and waits until it holds the writer lock and has registered the peers.
+    /// Starts `caresync daemon` and waits until it holds the writer lock, has migrated the state database
+    /// (a reader opens it) and has registered the peers.
     func startDaemon() async throws {
         let process = try ChildProcess(executable: TestPaths.product("caresync"), arguments: ["daemon", "--config", configPath])
         daemon = process
-        try await eventually("the daemon holds the lock") {
-            guard let text = try? String(contentsOfFile: self.stateDirectory + "/caresync.lock", encoding: .utf8) else { return false }
-            return text.trimmingCharacters(in: .whitespacesAndNewlines) == String(process.pid)
+        try await eventually("the daemon has started") {
+            guard let text = try? String(contentsOfFile: self.stateDirectory + "/caresync.lock", encoding: .utf8),
+                text.trimmingCharacters(in: .whitespacesAndNewlines) == String(process.pid),
+                let reader = try? SQLiteStateStore.open(directory: self.stateDirectory, access: .reader)
+            else { return false }
+            defer { reader.close() }
+            return (try? await reader.status().count) == Self.peers.count
         }
     }
 

@@ -87,11 +87,11 @@ struct ResyncCommandTests {
     func freezeOutsideTransaction(_ daemon: ChildProcess, stateDirectory: String) async throws {
         var configuration = Configuration()
         configuration.busyMode = .immediateError
-        let database = try DatabaseQueue(path: stateDirectory + "/" + SQLiteStateStore.databaseFileName, configuration: configuration)
-        defer { try? database.close() }
         for _ in 0..<200 {
             daemon.send(SIGSTOP)
             do {
+                let database = try DatabaseQueue(path: stateDirectory + "/" + SQLiteStateStore.databaseFileName, configuration: configuration)
+                defer { try? database.close() }
                 try await database.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE; ROLLBACK") }
                 return
             } catch {
