@@ -27,6 +27,13 @@ public struct SyncReport: Sendable, Hashable {
 
     public init() {}
 
+    /// What a resync did, in a line: how many versions were read and what became of them.
+    public var resyncSummary: String {
+        "\(pulled.values.reduce(0, +)) new version(s) read, \(decided[.merged] ?? 0) merged, "
+            + "\(decided[.created] ?? 0) created at the hub, \(decided[.conflict] ?? 0) conflict(s), "
+            + "\(decided[.quarantined] ?? 0) quarantined"
+    }
+
     init(pulled: [String: Int]) {
         self.pulled = pulled
     }
@@ -263,10 +270,12 @@ public final class SyncEngine: Sendable {
     }
 
     /// A resync followed by whole passes until quiescent: what `caresync resync` runs in-process when no
-    /// daemon is running.
+    /// daemon is running. `progress` hears about the resync's reading, then once more before the passes.
     @discardableResult
-    public func runOnce(_ scope: ResyncScope) async throws -> SyncReport {
-        var report = try await resync(scope)
+    public func runOnce(_ scope: ResyncScope, progress: (@Sendable (ResyncProgress) async -> Void)? = nil) async throws -> SyncReport {
+        var report = try await resync(scope, progress: progress)
+        let read = report.pulled.values.reduce(0, +)
+        await progress?(ResyncProgress(done: read, total: read, phase: "pushing and merging until every peer is in step"))
         report.add(try await syncUntilQuiescent())
         return report
     }
@@ -300,11 +309,7 @@ public final class SyncEngine: Sendable {
                 let report = try await resync(request.scope) { progress in
                     try? await store.updateResyncProgress(id: request.id, progress)
                 }
-                let decided = report.decided
-                let summary =
-                    "\(report.pulled.values.reduce(0, +)) new version(s) read, \(decided[.merged] ?? 0) merged, "
-                    + "\(decided[.created] ?? 0) created at the hub, \(decided[.conflict] ?? 0) conflict(s), "
-                    + "\(decided[.quarantined] ?? 0) quarantined"
+                let summary = report.resyncSummary
                 try await store.finishResync(id: request.id, .completed(summary: summary))
                 logger.notice("resync request done", metadata: ["request": "\(request.id)", "summary": "\(summary)"])
             } catch {
