@@ -160,6 +160,7 @@ let package = Package(
         // MARK: Tests
         .target(name: "CaresyncTestSupport", path: "Tests/CaresyncTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "FHIRJSONTests", dependencies: ["FHIRJSON"], swiftSettings: strictSettings),
+        .testTarget(name: "ArchitectureTests", dependencies: ["CaresyncTestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "FHIRModelTests", dependencies: ["FHIRModel", "FHIRJSON", "CaresyncTestSupport"],
             swiftSettings: strictSettings
