@@ -111,6 +111,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSettings
         ),
@@ -172,6 +173,7 @@ let package = Package(
         // MARK: Tests
         .target(name: "CaresyncTestSupport", path: "Tests/CaresyncTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "FHIRJSONTests", dependencies: ["FHIRJSON"], swiftSettings: strictSettings),
+        .testTarget(name: "ArchitectureTests", dependencies: ["CaresyncTestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "FHIRModelTests", dependencies: ["FHIRModel", "FHIRJSON", "CaresyncTestSupport"],
             swiftSettings: strictSettings
@@ -217,6 +219,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Servers"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "OperatorCLITests",
+            dependencies: [
+                "StateStore", "FHIRModel", "FHIRJSON", "MergeCore", "FHIRClient", "CaresyncHTTP", "CaresyncTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            exclude: ["Helpers"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -5,7 +5,12 @@ public struct CaresyncCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "caresync",
         abstract: "Keeps care plans and care contacts in step between NHS providers and the ICB shared care record.",
-        subcommands: [DaemonCommand.self, SandboxCommand.self, MergeCommand.self, ValidateCommand.self, CheckConfigCommand.self]
+        subcommands: [
+            // The daemon and the operator commands (DESIGN §7), then the offline tools and the demo.
+            DaemonCommand.self, StatusCommand.self, PeersCommand.self, QueueCommand.self, ConflictsCommand.self,
+            ResyncCommand.self, AuditCommand.self, MergeCommand.self, ValidateCommand.self, CheckConfigCommand.self,
+            SandboxCommand.self, GenerateManualCommand.self,
+        ]
     )
 
     public init() {}

@@ -1,4 +1,4 @@
-public import FHIRJSON
+import FHIRJSON
 public import FHIRModel
 
 /// A resource of a search page kept as the bytes the server sent, with the few fields a pull needs read

@@ -6,6 +6,11 @@ struct ItemKey: Hashable {
     var parts: [KeyPart]
 }
 
+/// The value a conflicting element keeps (absent when `nil`).
+struct Held {
+    var value: JSON?
+}
+
 /// One part of a merge key: the value at a key path (for a choice element, with the variant's name).
 struct KeyPart: Hashable {
     var choiceName: String?
@@ -86,8 +91,8 @@ extension Merger {
             }
             if tv == bv {
                 decide(.ours, rule.id, "removed by ours")
-            } else {
-                conflict(SafetyRules.deleteVersusEdit, "removed by ours but changed by theirs", bv, nil, tv)
+            } else if let kept = conflict(SafetyRules.deleteVersusEdit, "removed by ours but changed by theirs", bv, nil, tv) {
+                result.append(kept)
             }
         case (let ov?, nil):
             guard let bv else {
@@ -97,9 +102,8 @@ extension Merger {
             }
             if ov == bv {
                 decide(.theirs, rule.id, "removed by theirs")
-            } else {
-                conflict(SafetyRules.deleteVersusEdit, "removed by theirs but changed by ours", bv, ov, nil)
-                result.append(ov)
+            } else if let kept = conflict(SafetyRules.deleteVersusEdit, "removed by theirs but changed by ours", bv, ov, nil) {
+                result.append(kept)
             }
         case (let ov?, let tv?):
             if let merged = mergeNode(bv, ov, tv, node: node, rule: inherited, inherited: inherited) {
@@ -114,11 +118,10 @@ extension Merger {
         _ b: JSON?, _ o: JSON?, _ t: JSON?, oneSided: MergeSide?, node: PolicyNode, rule: MergeRule, reason: String
     ) -> JSON? {
         guard let side = oneSided else {
-            conflict(rule, reason, b, o, t)
-            return o
+            return conflict(rule, reason, b, o, t)
         }
-        if guardedSubtreeConflict(b, o, t, node: node, reason: reason) {
-            return o
+        if let held = guardedSubtreeConflict(b, o, t, node: node, reason: reason) {
+            return held.value
         }
         let changed = side == .theirs ? t : o
         decide(side == .theirs ? .theirs : .ours, rule.id, Merger.changeDescription(b, changed, by: side))
@@ -228,8 +231,7 @@ extension Merger {
         let bSet = Set(bItems)
         for (side, items, set) in [("ours", oItems, oSet), ("theirs", tItems, tSet)] where set.count != items.count {
             let duplicate = Merger.firstDuplicate(items)
-            conflict(rule, "\(side) lists the same item twice (\(Merger.render(duplicate))); the list is not merged item by item", b, o, t)
-            return o
+            return conflict(rule, "\(side) lists the same item twice (\(Merger.render(duplicate))); the list is not merged item by item", b, o, t)
         }
         var result: [JSON] = []
         result.reserveCapacity(oItems.count + tItems.count)
@@ -289,8 +291,9 @@ extension Merger {
     /// The coarse check for an element taken as a whole although guarded elements sit inside it (a list
     /// whose items cannot be matched, or a value that is not an object): entered-in-error must be the same
     /// on both sides, and when both sides changed the record no never-auto or status-machine value inside
-    /// may have changed. Records the conflict and returns `true` when the check fails.
-    mutating func guardedSubtreeConflict(_ b: JSON?, _ o: JSON?, _ t: JSON?, node: PolicyNode, reason: String) -> Bool {
+    /// may have changed. Records the conflict and returns the value kept there when the check fails, `nil`
+    /// when it passes.
+    mutating func guardedSubtreeConflict(_ b: JSON?, _ o: JSON?, _ t: JSON?, node: PolicyNode, reason: String) -> Held? {
         let (safetyPaths, recordGuards) = node.guardedPaths()
         if !safetyPaths.isEmpty {
             func retracted(_ value: JSON?) -> [[UInt8]] {
@@ -300,8 +303,7 @@ extension Merger {
                 }.map(\.canonicalBytes).sorted { $0.lexicographicallyPrecedes($1) }
             }
             if retracted(o) != retracted(t) {
-                conflict(SafetyRules.enteredInError, "entered-in-error differs between the sides inside this element, and \(reason)", b, o, t)
-                return true
+                return Held(value: conflict(SafetyRules.enteredInError, "entered-in-error differs between the sides inside this element, and \(reason)", b, o, t))
             }
         }
         if changedOnBothSides {
@@ -312,12 +314,11 @@ extension Merger {
                 }
                 let baseValues = found(b)
                 if found(o) != baseValues || found(t) != baseValues {
-                    conflict(rule, "\(guarded.joined(separator: ".")) changed inside this element while both sides edited the record, and \(reason)", b, o, t)
-                    return true
+                    return Held(value: conflict(rule, "\(guarded.joined(separator: ".")) changed inside this element while both sides edited the record, and \(reason)", b, o, t))
                 }
             }
         }
-        return false
+        return nil
     }
 
     /// Every value at `path` below `value`, looking through lists at each step.

@@ -20,6 +20,12 @@ import FHIRModel
 public func merge(
     base: JSON?, ours: JSON?, theirs: JSON?, policy: MergePolicy, context: MergeContext = MergeContext()
 ) -> MergeOutcome {
+    merge(base: base, ours: ours, theirs: theirs, policy: policy, context: context, choices: [:])
+}
+
+func merge(
+    base: JSON?, ours: JSON?, theirs: JSON?, policy: MergePolicy, context: MergeContext, choices: [String: ConflictChoice]
+) -> MergeOutcome {
     // The sides must be resources of one supported type, of one patient.
     var typeName: String?
     var present: [(name: String, resource: JSON)] = []
@@ -48,7 +54,7 @@ public func merge(
         return .refusal(refusal)
     }
 
-    var merger = Merger(policy: policy, context: context, typeName: typeName, twoWay: base == nil)
+    var merger = Merger(policy: policy, context: context, typeName: typeName, twoWay: base == nil, choices: choices)
     let result = merger.mergeResource(base: base?.objectValue, ours: ours?.objectValue, theirs: theirs?.objectValue)
     return MergeOutcome(
         status: merger.conflicts.isEmpty ? .merged : .conflict,
@@ -56,6 +62,28 @@ public func merge(
         decisions: merger.decisions,
         conflicts: merger.conflicts,
         errors: [])
+}
+
+/// Which version an operator takes at a conflicting path when resolving a conflict.
+public enum ConflictChoice: String, Sendable, Hashable, CaseIterable {
+    /// The common ancestor's value.
+    case base
+    /// The hub's value (what the merge keeps while the conflict is open).
+    case ours
+    /// The provider's value.
+    case theirs
+}
+
+/// The record an operator's resolution of a conflict makes: the merge of the three versions exactly as
+/// ``merge(base:ours:theirs:policy:context:)`` makes it, except that each conflicting path named in
+/// `choices` takes the chosen version's value there (a removal when that version has none). Conflicting
+/// paths without a choice keep ours, as the merge does. The outcome still lists every conflict the merge
+/// found (so a caller can check that its choices name them), and a refusal stays a refusal.
+public func resolve(
+    base: JSON?, ours: JSON?, theirs: JSON?, policy: MergePolicy, context: MergeContext = MergeContext(),
+    choices: [String: ConflictChoice]
+) -> MergeOutcome {
+    merge(base: base, ours: ours, theirs: theirs, policy: policy, context: context, choices: choices)
 }
 
 extension MergeOutcome {
@@ -79,12 +107,16 @@ struct Merger {
     var path: [PathSegment] = []
     var decisions: [MergeDecision] = []
     var conflicts: [MergeConflict] = []
+    /// An operator's choices at conflicting paths (``resolve(base:ours:theirs:policy:context:choices:)``);
+    /// empty for an automatic merge, where every conflicting path keeps ours.
+    let choices: [String: ConflictChoice]
 
-    init(policy: MergePolicy, context: MergeContext, typeName: String, twoWay: Bool) {
+    init(policy: MergePolicy, context: MergeContext, typeName: String, twoWay: Bool, choices: [String: ConflictChoice] = [:]) {
         self.policy = policy
         self.context = context
         self.typeName = typeName
         self.twoWay = twoWay
+        self.choices = choices
     }
 
     /// `CarePlan.activity[act-1].detail.status`.
@@ -106,12 +138,25 @@ struct Merger {
         decisions.append(MergeDecision(path: renderedPath, rule: rule, took: took, explanation: explanation, discarded: discarded))
     }
 
-    mutating func conflict(_ rule: MergeRule, _ message: String, _ b: JSON?, _ o: JSON?, _ t: JSON?) {
-        conflicts.append(MergeConflict(path: renderedPath, rule: rule.id, hazard: rule.hazard, message: message, base: b, ours: o, theirs: t))
+    /// Records a conflict and returns the value the result keeps at its path: ours, or the version an
+    /// operator chose there.
+    mutating func conflict(_ rule: MergeRule, _ message: String, _ b: JSON?, _ o: JSON?, _ t: JSON?) -> JSON? {
+        held(rule.id, rule.hazard, message, b, o, t)
     }
 
-    mutating func conflict(_ rule: SafetyRule, _ message: String, _ b: JSON?, _ o: JSON?, _ t: JSON?) {
-        conflicts.append(MergeConflict(path: renderedPath, rule: rule.id, hazard: rule.hazard, message: message, base: b, ours: o, theirs: t))
+    /// Records a conflict of a safety rule and returns the value the result keeps at its path.
+    mutating func conflict(_ rule: SafetyRule, _ message: String, _ b: JSON?, _ o: JSON?, _ t: JSON?) -> JSON? {
+        held(rule.id, rule.hazard, message, b, o, t)
+    }
+
+    private mutating func held(_ rule: String, _ hazard: String, _ message: String, _ b: JSON?, _ o: JSON?, _ t: JSON?) -> JSON? {
+        let path = renderedPath
+        conflicts.append(MergeConflict(path: path, rule: rule, hazard: hazard, message: message, base: b, ours: o, theirs: t))
+        switch choices[path] {
+        case nil, .ours?: return o
+        case .theirs?: return t
+        case .base?: return b
+        }
     }
 
     // MARK: The resource
@@ -129,10 +174,9 @@ struct Merger {
             }
             if Merger.contentEqual(t, b) {
                 decide(.ours, SafetyRules.deleteVersusEdit.id, "deleted by ours; theirs made no change")
-            } else {
-                conflict(SafetyRules.deleteVersusEdit, "deleted by ours but changed by theirs", .object(b), nil, .object(t))
+                return nil
             }
-            return nil
+            return conflict(SafetyRules.deleteVersusEdit, "deleted by ours but changed by theirs", .object(b), nil, .object(t))
         case (let o?, nil):
             guard let b else {
                 decide(.ours, policy.defaultRule.id, "created by ours")
@@ -142,8 +186,7 @@ struct Merger {
                 decide(.theirs, SafetyRules.deleteVersusEdit.id, "deleted by theirs; ours made no change")
                 return nil
             }
-            conflict(SafetyRules.deleteVersusEdit, "deleted by theirs but changed by ours", .object(b), .object(o), nil)
-            return .object(o)
+            return conflict(SafetyRules.deleteVersusEdit, "deleted by theirs but changed by ours", .object(b), .object(o), nil)
         case (let o?, let t?):
             var primaryIsTheirs = false
             if let b {
@@ -205,8 +248,7 @@ struct Merger {
         }
         if let node, node.isSafetyStatus, o != nil, t != nil, SafetyRules.isEnteredInError(o) != SafetyRules.isEnteredInError(t) {
             let side = SafetyRules.isEnteredInError(o) ? "ours" : "theirs"
-            conflict(SafetyRules.enteredInError, "entered-in-error on \(side) only", b, o, t)
-            return o
+            return conflict(SafetyRules.enteredInError, "entered-in-error on \(side) only", b, o, t)
         }
         let childInherited = rule.strategy.isInherited ? rule : inherited
         if !twoWay, o == b || t == b {
@@ -224,13 +266,11 @@ struct Merger {
         if changedOnBothSides {
             switch rule.strategy {
             case .neverAuto:
-                conflict(rule, "changed by \(changedSide.rawValue) while both sides edited the record; never merged automatically", b, o, t)
-                return o
+                return conflict(rule, "changed by \(changedSide.rawValue) while both sides edited the record; never merged automatically", b, o, t)
             case .statusMachine(let stages):
                 if !StatusOrder.isForward(from: b, to: changed, stages: stages) {
                     let move = StatusOrder.describe(from: b, to: changed)
-                    conflict(rule, "\(move) by \(changedSide.rawValue) is not a forward move, and both sides edited the record", b, o, t)
-                    return o
+                    return conflict(rule, "\(move) by \(changedSide.rawValue) is not a forward move, and both sides edited the record", b, o, t)
                 }
             default:
                 break
@@ -248,8 +288,8 @@ struct Merger {
                 guard !merged.isEmpty else { return nil }
                 return .object(merged)
             }
-            if guardedSubtreeConflict(b, o, t, node: node, reason: "it cannot be matched element by element") {
-                return o
+            if let held = guardedSubtreeConflict(b, o, t, node: node, reason: "it cannot be matched element by element") {
+                return held.value
             }
         }
         decide(changedSide == .theirs ? .theirs : .ours, rule.id, Merger.changeDescription(b, changed, by: changedSide))
@@ -263,8 +303,7 @@ struct Merger {
         let difference = twoWay ? "differs between the sides and there is no base version" : "changed differently on both sides"
         switch rule.strategy {
         case .neverAuto:
-            conflict(rule, "\(difference); never merged automatically", b, o, t)
-            return o
+            return conflict(rule, "\(difference); never merged automatically", b, o, t)
         case .statusMachine(let stages):
             let message: String
             if twoWay {
@@ -274,8 +313,7 @@ struct Merger {
             } else {
                 message = "a move that is not forward: \(StatusOrder.describe(from: b, to: o)) by ours, \(StatusOrder.describe(from: b, to: t)) by theirs"
             }
-            conflict(rule, message, b, o, t)
-            return o
+            return conflict(rule, message, b, o, t)
         case .keyedList where listShaped:
             return mergeKeyedList(b, o, t, oneSided: nil, node: node ?? PolicyNode(), rule: rule, inherited: inherited)
         case .set where listShaped:
@@ -295,8 +333,7 @@ struct Merger {
                     discarded: setAside ?? .null)
                 return taken
             }
-            conflict(rule, "\(difference) and the record's origin is unknown, so the owner cannot be told", b, o, t)
-            return o
+            return conflict(rule, "\(difference) and the record's origin is unknown, so the owner cannot be told", b, o, t)
         default:
             break
         }
@@ -305,11 +342,9 @@ struct Merger {
         }
         if !twoWay, o == nil || t == nil {
             let message = o == nil ? "removed by ours but changed by theirs" : "removed by theirs but changed by ours"
-            conflict(SafetyRules.deleteVersusEdit, message, b, o, t)
-            return o
+            return conflict(SafetyRules.deleteVersusEdit, message, b, o, t)
         }
-        conflict(rule, difference, b, o, t)
-        return o
+        return conflict(rule, difference, b, o, t)
     }
 
     /// Merges the members of an object: ours' members in ours' order (theirs' when only theirs changed),

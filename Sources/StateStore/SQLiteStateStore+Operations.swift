@@ -473,6 +473,17 @@ extension SQLiteStateStore {
     public func resolveConflict(id: Int64, resolution: ConflictResolution, pushes: [PushRequest])
         async throws(StateStoreError) -> [EnqueueReceipt]
     {
+        try await resolveConflict(id: id, resolution: resolution, pushes: pushes, baseUpdates: [], identityLinks: [], queueTails: [])
+    }
+
+    /// Resolves an open conflict in one transaction: the resolution, `pushes`, the conflict's provider's
+    /// `baseUpdates` and `identityLinks`, and an audit entry naming the resolver and the reason. Refused
+    /// with ``StateStoreError/Code/changedMeanwhile`` (nothing written) when a target's last queued push of
+    /// the record is no longer the one in `queueTails` (the daemon queued another while it was prepared).
+    public func resolveConflict(
+        id: Int64, resolution: ConflictResolution, pushes: [PushRequest], baseUpdates: [BaseUpdate], identityLinks: [IdentityLink],
+        queueTails: [QueueTailGuard]
+    ) async throws(StateStoreError) -> [EnqueueReceipt] {
         guard !resolution.reason.isEmpty, !resolution.resolvedBy.isEmpty else {
             throw StateStoreError(.invalidArgument, "resolving a conflict needs the resolver and a reason")
         }
@@ -487,7 +498,22 @@ extension SQLiteStateStore {
             guard (row[0] as String) == "open" else {
                 throw StateStoreError(.alreadyResolved, "conflict \(id) is already resolved")
             }
-            try tx.requirePeers(pushes.flatMap { [$0.peer] + $0.baseOwners })
+            let recordKey = try Decode.globalKey(row[2])
+            for guarded in queueTails {
+                let last = try Int64.fetchOne(
+                    tx.db,
+                    sql: "SELECT id FROM outbox WHERE peer = ? AND record_key = ? ORDER BY id DESC LIMIT 1",
+                    arguments: [guarded.peer, recordKey.description]
+                )
+                guard last == guarded.lastItemID else {
+                    throw StateStoreError(
+                        .changedMeanwhile,
+                        "another push of the record was queued for \(guarded.peer) while the resolution was prepared; nothing was written"
+                    )
+                }
+            }
+            try tx.requirePeers(
+                pushes.flatMap { [$0.peer] + $0.baseOwners } + baseUpdates.map(\.peer) + identityLinks.map(\.peer))
             try tx.db.execute(
                 sql: """
                     UPDATE conflict SET state = 'resolved', resolution_choice = ?, resolution = ?, resolved_by = ?,
@@ -496,15 +522,22 @@ extension SQLiteStateStore {
                     """,
                 arguments: [resolution.choice, Data(resolution.content), resolution.resolvedBy, resolution.reason, tx.now, id]
             )
+            for link in identityLinks { try tx.link(link) }
+            for update in baseUpdates {
+                try tx.ensureRecord(update.recordKey, nhsNumber: nil)
+                try tx.setBase(peer: update.peer, recordKey: update.recordKey, content: update.content)
+            }
             let receipts = try pushes.map { try tx.enqueue($0) }
             try tx.appendAudit(
                 AuditEvent(
                     actor: resolution.resolvedBy,
                     action: "conflict-resolved",
                     peer: row[1],
-                    recordKey: try Decode.globalKey(row[2]),
+                    recordKey: recordKey,
                     nhsNumber: Decode.nhsNumber(row[3]),
-                    detail: "conflict \(id) resolved with \(resolution.choice); \(receipts.count) push(es) queued; reason: \(resolution.reason)"
+                    detail: "conflict \(id) resolved with \(resolution.choice); \(receipts.count) push(es) queued"
+                        + (receipts.isEmpty ? "" : " (" + pushes.map(\.peer).joined(separator: ", ") + ")")
+                        + "; reason: \(resolution.reason)"
                 )
             )
             return receipts

@@ -30,6 +30,9 @@ public struct StateStoreError: Error, Sendable, CustomStringConvertible {
         public static let invalidArgument = Code("invalid-argument")
         /// An operation that needs the writer was attempted on a read-only store.
         public static let readOnly = Code("read-only")
+        /// What an operation was prepared against changed before it was written (nothing was written):
+        /// prepare it again.
+        public static let changedMeanwhile = Code("changed-meanwhile")
         /// SQLite reported an error not covered above.
         public static let sqlite = Code("sqlite")
 

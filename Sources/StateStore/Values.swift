@@ -522,6 +522,18 @@ public struct ConflictResolution: Sendable, Hashable {
     }
 }
 
+/// What a target's queue of one record must end with for a prepared write to go ahead: its last queued
+/// push's item id, or `nil` for an empty queue.
+public struct QueueTailGuard: Sendable, Hashable {
+    public var peer: String
+    public var lastItemID: Int64?
+
+    public init(peer: String, lastItemID: Int64?) {
+        self.peer = peer
+        self.lastItemID = lastItemID
+    }
+}
+
 /// A stored conflict.
 public struct ConflictRecord: Sendable, Hashable {
     public enum State: String, Sendable, Hashable { case open, resolved }

@@ -273,10 +273,7 @@ public struct InboundPlanner: Sendable {
             return InboundPlan(kind: .created, commit: commit, recordKey: key, keys: allKeys, decisions: 0, regression: regression)
         }
 
-        let origin: MergeSide? =
-            key.identifier.system == "urn:caresync:\(peer.ods):\(record.resourceType.rawValue)"
-            ? .theirs : (key.identifier.system.hasPrefix("urn:caresync:") ? .ours : nil)
-        let outcome = merge(base: base, ours: ours, theirs: theirs, policy: policy, context: MergeContext(origin: origin))
+        let outcome = merge(base: base, ours: ours, theirs: theirs, policy: policy, context: Self.mergeContext(for: key, from: peer))
 
         switch outcome.status {
         case .refused:
@@ -340,6 +337,16 @@ public struct InboundPlanner: Sendable {
                 kind: outcome.status == .conflict ? .conflict : .merged, commit: commit, recordKey: key, keys: allKeys,
                 decisions: outcome.decisions.count, regression: regression)
         }
+    }
+
+    /// The merge context of a provider's version of record `key`: the record originated at the provider
+    /// when its key was minted from the provider's ODS code (`theirs` for `authority` rules), at another
+    /// peer when minted from another's, unknown otherwise.
+    public static func mergeContext(for key: GlobalKey, from peer: SyncPeer) -> MergeContext {
+        let system = key.identifier.system
+        let origin: MergeSide? =
+            system == "urn:caresync:\(peer.ods):\(key.resourceType.rawValue)" ? .theirs : (system.hasPrefix("urn:caresync:") ? .ours : nil)
+        return MergeContext(origin: origin)
     }
 
     static func mergeAudit(

@@ -27,6 +27,13 @@ public struct SyncReport: Sendable, Hashable {
 
     public init() {}
 
+    /// What a resync did, in a line: how many versions were read and what became of them.
+    public var resyncSummary: String {
+        "\(pulled.values.reduce(0, +)) new version(s) read, \(decided[.merged] ?? 0) merged, "
+            + "\(decided[.created] ?? 0) created at the hub, \(decided[.conflict] ?? 0) conflict(s), "
+            + "\(decided[.quarantined] ?? 0) quarantined"
+    }
+
     init(pulled: [String: Int]) {
         self.pulled = pulled
     }
@@ -269,10 +276,12 @@ public final class SyncEngine: Sendable {
     }
 
     /// A resync followed by whole passes until quiescent: what `caresync resync` runs in-process when no
-    /// daemon is running.
+    /// daemon is running. `progress` hears about the resync's reading, then once more before the passes.
     @discardableResult
-    public func runOnce(_ scope: ResyncScope) async throws -> SyncReport {
-        var report = try await resync(scope)
+    public func runOnce(_ scope: ResyncScope, progress: (@Sendable (ResyncProgress) async -> Void)? = nil) async throws -> SyncReport {
+        var report = try await resync(scope, progress: progress)
+        let read = report.pulled.values.reduce(0, +)
+        await progress?(ResyncProgress(done: read, total: read, phase: "pushing and merging until every peer is in step"))
         report.add(try await syncUntilQuiescent())
         return report
     }
@@ -306,11 +315,7 @@ public final class SyncEngine: Sendable {
                 let report = try await resync(request.scope) { progress in
                     try? await store.updateResyncProgress(id: request.id, progress)
                 }
-                let decided = report.decided
-                let summary =
-                    "\(report.pulled.values.reduce(0, +)) new version(s) read, \(decided[.merged] ?? 0) merged, "
-                    + "\(decided[.created] ?? 0) created at the hub, \(decided[.conflict] ?? 0) conflict(s), "
-                    + "\(decided[.quarantined] ?? 0) quarantined"
+                let summary = report.resyncSummary
                 try await store.finishResync(id: request.id, .completed(summary: summary))
                 logger.notice("resync request done", metadata: ["request": "\(request.id)", "summary": "\(summary)"])
             } catch {
@@ -353,26 +358,30 @@ public final class SyncEngine: Sendable {
 
     var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
+    /// How long a loop may go without a heartbeat before the health monitor calls it stalled (the watchdog
+    /// then stops pinging and systemd restarts the daemon).
+    var heartbeatDeadline: Duration { settings.interval * 3 + .seconds(120) }
+
     private func pullLoop(_ peer: SyncPeer) async {
         let waiter = wakeAll.subscriber()
         while !isStopping {
+            // A refused peer is not pulled, but its loop keeps beating: refusing a peer is not a stall.
             if await checkCapabilities(peer) {
                 let report = await pullAll(peer)
                 if report.pulled.values.contains(where: { $0 > 0 }) { mergeSignal.notify() }
             }
-            observer?.heartbeat("pull:\(peer.name)", deadline: settings.interval * 3 + .seconds(60))
-            if refusedPeers.withLock({ $0[peer.name] != nil }) {
-                await waiter.wait(timeout: nil, until: { self.isStopping })
-                return
-            }
+            observer?.heartbeat("pull:\(peer.name)", deadline: heartbeatDeadline)
             await waiter.wait(timeout: settings.interval, until: { self.isStopping })
         }
     }
 
+    /// Resync requests, and the measurements behind the status line and the metrics, each cycle.
     private func resyncLoop() async {
         let waiter = wakeAll.subscriber()
         while !isStopping {
             await processResyncRequests()
+            await measure()
+            observer?.heartbeat("resync", deadline: heartbeatDeadline)
             await waiter.wait(timeout: settings.interval, until: { self.isStopping })
         }
     }
@@ -386,7 +395,7 @@ public final class SyncEngine: Sendable {
             } catch {
                 logger.error("merging failed; will try again", metadata: ["error": "\(error)"])
             }
-            observer?.heartbeat("merge", deadline: settings.interval * 3 + .seconds(60))
+            observer?.heartbeat("merge", deadline: heartbeatDeadline)
             await waiter.wait(timeout: settings.interval, until: { self.isStopping })
         }
     }
@@ -398,7 +407,7 @@ public final class SyncEngine: Sendable {
             if refusedPeers.withLock({ $0[peer.name] == nil }) {
                 (_, nextDue) = await drain(peer)
             }
-            observer?.heartbeat("push:\(peer.name)", deadline: settings.interval * 3 + .seconds(60))
+            observer?.heartbeat("push:\(peer.name)", deadline: heartbeatDeadline)
             let timeout: Duration
             if let nextDue {
                 timeout = .milliseconds(max(5, min(nextDue - wallClock.nowMilliseconds(), settings.interval.milliseconds)))
@@ -500,13 +509,15 @@ public final class SyncEngine: Sendable {
                     cursorInstant.millisecondsSinceEpoch - $0.millisecondsSinceEpoch >= margin
                 } ?? true
                 if !records.isEmpty || moved {
-                    total += try await store.storePulledPage(
+                    let stored = try await store.storePulledPage(
                         PulledPage(peer: peer.name, resourceType: type, records: records, cursor: next))
+                    total += stored
                     currentCursor = next
                 }
             } else if !records.isEmpty {
                 throw FHIRClientError(.malformedResponse, "the peer gave no server time for a page of results", url: type.rawValue)
             }
+            observer?.heartbeat("pull:\(peer.name)", deadline: heartbeatDeadline)
             guard let link = page.next, !isStopping else { break }
             page = try await client.nextPage(link)
         }
@@ -552,6 +563,7 @@ public final class SyncEngine: Sendable {
                 if items.isEmpty { continue }
                 busy = true
                 report.add(try await mergeBatch(items))
+                observer?.heartbeat("merge", deadline: heartbeatDeadline)
             }
         }
         totals.withLock { $0.add(report) }
@@ -648,6 +660,7 @@ public final class SyncEngine: Sendable {
             await setState(peer.name, .syncing, detail: nil)
             let answers = await send(leased, to: client)
             report.add(await record(answers, for: leased, peer: peer, client: client))
+            observer?.heartbeat("push:\(peer.name)", deadline: heartbeatDeadline)
             if answers.allSatisfy({ if case .failed = $0 { true } else { false } }) { break }
         }
         totals.withLock { $0.add(report) }

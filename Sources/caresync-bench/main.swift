@@ -9,6 +9,7 @@ let areas: [(name: String, run: () async throws -> Void)] = [
     ("merge", { MergeBench.run() }),
     ("validate", { ValidateBench.run() }),
     ("queue", { try await QueueBench.run() }),
+    ("cli", { try await CLIBench.run() }),
     ("http", { try await HTTPBench.run() }),
 ]
 

@@ -103,7 +103,8 @@ struct DaemonEndToEndTests {
         let patients = Records.patients(2)
         try await Records.seed(cluster, peer: "trust-a", patients: [patients[0]], prefix: "A")
         let configuration = cluster.directory.path("caresync.yaml").path
-        try writeConfiguration(cluster, to: configuration, interval: "1h")
+        let metricsPort = try freePort()
+        try writeConfiguration(cluster, to: configuration, interval: "1h", metricsPort: metricsPort)
         let notify = try NotifySocketListener()
         let daemon = try startDaemon(configuration, notify: notify)
         try await notify.wait { $0.contains { $0.contains("READY=1") } }
@@ -129,6 +130,13 @@ struct DaemonEndToEndTests {
         #expect(finished?.state == .completed)
         #expect(finished?.outcome?.contains("new version(s) read") == true, "\(finished?.outcome ?? "-")")
         #expect(try await cluster.record("hub", .carePlan, Records.carePlanSystem("trust-a") + "|CP-LATE") != nil)
+        // The engine's work shows in /metrics.
+        let metrics = String(
+            decoding: try await HTTPClientHolder.shared.send(.init(url: "http://127.0.0.1:\(metricsPort)/metrics")).body, as: UTF8.self)
+        #expect(metrics.contains(#"caresync_pushes_total{peer="hub",outcome="succeeded"}"#), "\(metrics.prefix(2000))")
+        #expect(metrics.contains(#"caresync_pulled_records_total{peer="trust-a",type="CarePlan"}"#))
+        #expect(metrics.contains("caresync_merge_duration_seconds"))
+        #expect(metrics.contains(#"caresync_outbox_depth{peer="hub"}"#))
         daemon.send(SIGTERM)
         #expect(try await daemon.waitForExit() == 0)
     }
@@ -139,7 +147,8 @@ struct DaemonEndToEndTests {
             environment: ["NOTIFY_SOCKET": notify.address, "WATCHDOG_USEC": "2000000", "JOURNAL_STREAM": "8:1"])
     }
 
-    func writeConfiguration(_ cluster: Cluster, to path: String, interval: String = "500ms") throws {
+    func writeConfiguration(_ cluster: Cluster, to path: String, interval: String = "500ms", metricsPort: Int? = nil) throws {
+        let metrics = metricsPort.map { "enabled: true\n  listen: 127.0.0.1:\($0)" } ?? "enabled: false"
         var yaml = """
             state:
               path: \(cluster.stateDirectory)
@@ -148,7 +157,7 @@ struct DaemonEndToEndTests {
               pageSize: 100
               clockSkewMargin: 2s
             metrics:
-              enabled: false
+              \(metrics)
             log:
               level: info
             hub:
@@ -196,6 +205,25 @@ struct DaemonEndToEndTests {
             try #require(response.status == 200)
             start += 50
         }
+    }
+
+    /// A loopback port nothing listens on now (bound and released).
+    func freePort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw TestFailure("cannot bind a port") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     func total(_ port: Int, _ type: ResourceType) async throws -> Int {

@@ -7,8 +7,9 @@ final class FakeR5Server: Sendable {
     let process: ChildProcess
     let port: Int
 
-    init() throws {
-        let script = TestPaths.repositoryRoot.appendingPathComponent("Tests/SyncEngineTests/Servers/r5_server.py")
+    /// Starts `Servers/<script>` (default the R5 stand-in; `odd_peer.py` answers badly on purpose).
+    init(script name: String = "r5_server.py") throws {
+        let script = TestPaths.repositoryRoot.appendingPathComponent("Tests/SyncEngineTests/Servers/\(name)")
         process = try ChildProcess(executable: URL(fileURLWithPath: "/usr/bin/env"), arguments: ["python3", script.path])
         var port: Int?
         let deadline = Date().addingTimeInterval(30)

@@ -1,0 +1,39 @@
+public import FHIRModel
+import GRDB
+
+// Reads the operator CLI needs beyond StateStoreProtocol.
+
+extension SQLiteStateStore {
+    /// The newest `limit` audit entries (optionally for one patient and/or from a time on), returned
+    /// oldest first: what `caresync audit` shows by default.
+    public func latestAudit(nhsNumber: NHSNumber?, since: Int64?, limit: Int) async throws(StateStoreError) -> [AuditEntry] {
+        guard limit > 0 else { throw StateStoreError(.invalidArgument, "an audit listing needs a positive limit") }
+        return try await readTransaction { db in
+            var conditions: [String] = []
+            var arguments: StatementArguments = []
+            if let nhsNumber {
+                conditions.append("nhs_number = ?")
+                arguments += [nhsNumber.digits]
+            }
+            if let since {
+                conditions.append("at >= ?")
+                arguments += [since]
+            }
+            arguments += [limit]
+            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            return try Row.fetchAll(
+                db,
+                sql: "SELECT \(Columns.audit) FROM audit \(filter) ORDER BY seq DESC LIMIT ?",
+                arguments: arguments
+            ).map(Decode.auditEntry).reversed()
+        }
+    }
+
+    /// One audit entry by its sequence number, for showing where the chain breaks.
+    public func auditEntry(sequence: Int64) async throws(StateStoreError) -> AuditEntry? {
+        try await readTransaction { db in
+            try Row.fetchOne(db, sql: "SELECT \(Columns.audit) FROM audit WHERE seq = ?", arguments: [sequence])
+                .map(Decode.auditEntry)
+        }
+    }
+}
