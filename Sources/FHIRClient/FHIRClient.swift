@@ -62,6 +62,16 @@ public struct FetchedResource: Sendable {
     public var versionID: String?
 }
 
+/// What a read of one resource found.
+public enum ReadOutcome: Sendable {
+    /// The current version.
+    case found(FetchedResource)
+    /// `404`: the peer does not know the id.
+    case notFound
+    /// `410`: the peer deleted it.
+    case gone
+}
+
 /// One page of a search or history: the resources, the server's time and the next link.
 public struct BundlePage: Sendable {
     /// The entries' resources in order (history deletions, which carry none, are left out).
@@ -193,13 +203,20 @@ public struct FHIRClient: Sendable {
 
     /// `GET [base]/[type]/[id]`; `nil` when the peer answers 404 or 410.
     public func read(_ type: ResourceType, id: String) async throws(FHIRClientError) -> FetchedResource? {
+        if case .found(let fetched) = try await readCurrent(type, id: id) { return fetched }
+        return nil
+    }
+
+    /// `GET [base]/[type]/[id]`, telling apart an id the peer does not know (404) from one it deleted (410).
+    public func readCurrent(_ type: ResourceType, id: String) async throws(FHIRClientError) -> ReadOutcome {
         let url = try resourceURL(type, id: id)
         let response = try await exchange(.get, url: url, requestID: RequestIdentifier.make(), allowedStatuses: [404, 410])
-        if response.status == 404 || response.status == 410 { return nil }
+        if response.status == 404 { return .notFound }
+        if response.status == 410 { return .gone }
         let resource = try jsonBody(response, url: url)
         let tagged = try etagVersion(response, url: url)
         let version = resource["meta"]?["versionId"]?.stringValue ?? tagged
-        return FetchedResource(resource: resource, versionID: version)
+        return .found(FetchedResource(resource: resource, versionID: version))
     }
 
     /// `GET [base]/[type]/[id]/_history/[version]`; `nil` on 404 or 410.

@@ -163,6 +163,15 @@ enum Decode {
         seen.sorted().map { "\($0.resourceType.rawValue)\t\($0.id)\t\($0.versionID)" }.joined(separator: "\n")
     }
 
+    /// The cursor's newest pulled version from three columns (id, versionId, lastUpdated) starting at
+    /// `index`; `nil` when any is NULL.
+    static func newestMark(_ row: Row, from index: Int) -> PulledVersionMark? {
+        guard let id: String = row[index], let version: String = row[index + 1], let updated: String = row[index + 2] else {
+            return nil
+        }
+        return PulledVersionMark(localID: id, versionID: version, lastUpdated: updated)
+    }
+
     static func decodeSeen(_ text: String) -> Set<VersionKey> {
         var seen = Set<VersionKey>()
         for line in lines(text) {

@@ -61,11 +61,15 @@ extension SQLiteStateStore {
                 var cursors: [ResourceType: SyncCursor] = [:]
                 for cursor in try Row.fetchAll(
                     db,
-                    sql: "SELECT resource_type, server_time, seen FROM cursor WHERE peer = ?",
+                    sql: """
+                        SELECT resource_type, server_time, seen, newest_id, newest_version_id, newest_last_updated
+                        FROM cursor WHERE peer = ?
+                        """,
                     arguments: [name]
                 ) {
                     guard let type = ResourceType(rawValue: cursor[0]) else { continue }
-                    cursors[type] = SyncCursor(serverTime: cursor[1], seen: Decode.decodeSeen(cursor[2]))
+                    cursors[type] = SyncCursor(
+                        serverTime: cursor[1], seen: Decode.decodeSeen(cursor[2]), newest: Decode.newestMark(cursor, from: 3))
                 }
                 statuses.append(
                     PeerStatus(
@@ -102,8 +106,17 @@ extension SQLiteStateStore {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """
             )
+            let reopening = try tx.db.cachedStatement(sql: """
+                INSERT INTO inbox (peer, resource_type, local_id, version_id, last_updated, nhs_number, content, received_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (peer, resource_type, local_id, version_id) DO UPDATE SET state = 'pending', outcome = NULL,
+                    processed_at = NULL, last_updated = excluded.last_updated, content = excluded.content,
+                    received_at = excluded.received_at
+                WHERE inbox.state = 'merged'
+                """
+            )
             for record in page.records {
-                try statement.execute(arguments: [
+                try (page.reopen.contains(record.versionKey) ? reopening : statement).execute(arguments: [
                     page.peer, record.resourceType.rawValue, record.localID, record.versionID, record.lastUpdated,
                     record.nhsNumber?.digits, Data(record.content), tx.now,
                 ])
@@ -111,13 +124,16 @@ extension SQLiteStateStore {
             }
             try tx.db.execute(
                 sql: """
-                    INSERT INTO cursor (peer, resource_type, server_time, seen, updated_at) VALUES (?, ?, ?, ?, ?)
+                    INSERT INTO cursor (peer, resource_type, server_time, seen, updated_at, newest_id, newest_version_id,
+                        newest_last_updated)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (peer, resource_type) DO UPDATE SET server_time = excluded.server_time,
-                        seen = excluded.seen, updated_at = excluded.updated_at
+                        seen = excluded.seen, updated_at = excluded.updated_at, newest_id = excluded.newest_id,
+                        newest_version_id = excluded.newest_version_id, newest_last_updated = excluded.newest_last_updated
                     """,
                 arguments: [
                     page.peer, page.resourceType.rawValue, page.cursor.serverTime, Decode.encodeSeen(page.cursor.seen),
-                    tx.now,
+                    tx.now, page.cursor.newest?.localID, page.cursor.newest?.versionID, page.cursor.newest?.lastUpdated,
                 ]
             )
             return inserted
@@ -128,9 +144,12 @@ extension SQLiteStateStore {
         try await readTransaction { db in
             try Row.fetchOne(
                 db,
-                sql: "SELECT server_time, seen FROM cursor WHERE peer = ? AND resource_type = ?",
+                sql: """
+                    SELECT server_time, seen, newest_id, newest_version_id, newest_last_updated FROM cursor
+                    WHERE peer = ? AND resource_type = ?
+                    """,
                 arguments: [peer, resourceType.rawValue]
-            ).map { SyncCursor(serverTime: $0[0], seen: Decode.decodeSeen($0[1])) }
+            ).map { SyncCursor(serverTime: $0[0], seen: Decode.decodeSeen($0[1]), newest: Decode.newestMark($0, from: 2)) }
         }
     }
 

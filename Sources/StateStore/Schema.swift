@@ -15,6 +15,9 @@ enum Schema {
         migrator.registerMigration("v3-sync-engine") { db in
             try db.execute(sql: syncEngine)
         }
+        migrator.registerMigration("v4-restore-check") { db in
+            try db.execute(sql: restoreCheck)
+        }
         return migrator
     }
 
@@ -218,5 +221,13 @@ enum Schema {
         ALTER TABLE peer ADD COLUMN sync_state_detail TEXT;
         ALTER TABLE peer ADD COLUMN sync_state_at INTEGER;
         ALTER TABLE peer ADD COLUMN lag_ms INTEGER;
+        """
+
+    /// The newest version pulled per (peer, type), kept with the cursor: each pull starts early enough to
+    /// see it again, so a peer whose store was restored from an older backup is noticed.
+    private static let restoreCheck = """
+        ALTER TABLE cursor ADD COLUMN newest_id TEXT;
+        ALTER TABLE cursor ADD COLUMN newest_version_id TEXT;
+        ALTER TABLE cursor ADD COLUMN newest_last_updated TEXT;
         """
 }

@@ -84,10 +84,27 @@ public struct SyncCursor: Sendable, Hashable {
     /// A time the server supplied (`Bundle.meta.lastUpdated` or `Date`), as it wrote it.
     public var serverTime: String
     public var seen: Set<VersionKey>
+    /// The newest version any pull of (peer, type) has seen: the version the next pull checks is still
+    /// there, so a store restored from an older backup is noticed (docs/sync-engine.md).
+    public var newest: PulledVersionMark?
 
-    public init(serverTime: String, seen: Set<VersionKey> = []) {
+    public init(serverTime: String, seen: Set<VersionKey> = [], newest: PulledVersionMark? = nil) {
         self.serverTime = serverTime
         self.seen = seen
+        self.newest = newest
+    }
+}
+
+/// One version a peer served: its id there, `meta.versionId` and `meta.lastUpdated` as the server wrote them.
+public struct PulledVersionMark: Sendable, Hashable {
+    public var localID: String
+    public var versionID: String
+    public var lastUpdated: String
+
+    public init(localID: String, versionID: String, lastUpdated: String) {
+        self.localID = localID
+        self.versionID = versionID
+        self.lastUpdated = lastUpdated
     }
 }
 
@@ -128,12 +145,19 @@ public struct PulledPage: Sendable {
     public var records: [InboxRecord]
     /// The cursor after this page.
     public var cursor: SyncCursor
+    /// Versions read again after the peer's store was found restored: one the inbox already holds as
+    /// merged goes back to pending with the content read now, so it is decided again against what is
+    /// synced now (rather than skipped as already seen).
+    public var reopen: Set<VersionKey>
 
-    public init(peer: String, resourceType: ResourceType, records: [InboxRecord], cursor: SyncCursor) {
+    public init(
+        peer: String, resourceType: ResourceType, records: [InboxRecord], cursor: SyncCursor, reopen: Set<VersionKey> = []
+    ) {
         self.peer = peer
         self.resourceType = resourceType
         self.records = records
         self.cursor = cursor
+        self.reopen = reopen
     }
 }
 

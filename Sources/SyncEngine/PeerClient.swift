@@ -12,6 +12,8 @@ public protocol SyncPeerClient: Sendable {
     func searchPage(_ type: ResourceType, _ parameters: [(String, String)]) async throws(FHIRClientError) -> RawBundlePage
     func nextPage(_ link: String) async throws(FHIRClientError) -> RawBundlePage
     func read(_ type: ResourceType, id: String) async throws(FHIRClientError) -> FetchedResource?
+    /// Like ``read(_:id:)``, telling apart 404 (not known) from 410 (deleted).
+    func readCurrent(_ type: ResourceType, id: String) async throws(FHIRClientError) -> ReadOutcome
     func create(_ type: ResourceType, body: [UInt8], ifNoneExist: String?, requestID: String) async throws(FHIRClientError)
         -> WriteResult
     func update(_ type: ResourceType, id: String, body: [UInt8], ifMatchVersion: String?, requestID: String)

@@ -76,6 +76,8 @@ public final class SyncEngine: Sendable {
     private let checkedPeers = Mutex<Set<String>>([])
     private let peerStates = Mutex<[String: PeerSyncState]>([:])
     private let lastContact = Mutex<[String: Int64]>([:])
+    /// Per peer, the types still to be read again after its store was found restored.
+    private let rereading = Mutex<[String: Set<ResourceType>]>([:])
     private let totals = Mutex(SyncReport())
     private let status = Mutex("starting")
     private let wakeAll = EngineSignal()
@@ -447,56 +449,93 @@ public final class SyncEngine: Sendable {
         return report
     }
 
-    /// One pull of (peer, type): `_lastUpdated=ge{cursor − margin}`, sorted, paged by `next`; each page
-    /// stored with the cursor after it in one transaction. Returns how many versions were new.
+    /// One pull of (peer, type): `_lastUpdated=ge{cursor − margin}` (earlier when the newest version pulled
+    /// before is older, so it comes back first), sorted, paged by `next`; each page stored with the cursor
+    /// after it in one transaction. A peer that went backwards (its time before the cursor, or the newest
+    /// version pulled before gone or older) is reported and read again from the start. Returns how many
+    /// versions were new.
     func pull(_ peer: SyncPeer, type: ResourceType, client: any SyncPeerClient) async throws -> Int {
         let stored = try await store.cursor(peer: peer.name, resourceType: type)
         let cursorTime = stored.flatMap { FHIRInstant($0.serverTime) }
+        let margin = settings.clockSkewMargin.milliseconds
         var parameters: [(String, String)] = [("_sort", "_lastUpdated"), ("_count", String(settings.pageSize))]
         if let cursorTime {
-            parameters.insert(("_lastUpdated", "ge" + cursorTime.adding(milliseconds: -settings.clockSkewMargin.milliseconds).text), at: 0)
+            var since = cursorTime.adding(milliseconds: -margin)
+            if let newest = stored?.newest.flatMap({ FHIRInstant($0.lastUpdated) }), newest < since { since = newest }
+            parameters.insert(("_lastUpdated", "ge" + since.text), at: 0)
         }
         var page = try await client.searchPage(type, parameters)
         if let cursorTime, let serverTime = page.serverTime,
-            serverTime.millisecondsSinceEpoch < cursorTime.millisecondsSinceEpoch - settings.clockSkewMargin.milliseconds
+            serverTime.millisecondsSinceEpoch < cursorTime.millisecondsSinceEpoch - margin
         {
             // The peer's time is behind what it told us before: its store or clock went backwards.
-            let detail =
-                "\(type.rawValue): the peer's time \(serverTime.text) is before the pull cursor \(cursorTime.text): "
-                + "its store may have been restored or its clock set back; reading everything again to re-reconcile"
-            logger.warning("peer went backwards", metadata: ["peer": "\(peer.name)", "type": "\(type.rawValue)"])
-            try await store.appendAudit([AuditEvent(actor: planner.actor, action: "peer-store-regressed", peer: peer.name, detail: detail)])
-            await setState(peer.name, .syncing, detail: detail, force: true)
-            try await store.resetCursors(peer: peer.name, resourceType: type)
+            try await reportRestore(
+                peer, type: type,
+                detail: "\(type.rawValue): the peer's time \(serverTime.text) is before the pull cursor \(cursorTime.text): "
+                    + "its store may have been restored or its clock set back; reading everything again to re-reconcile")
             return try await pull(peer, type: type, client: client)
         }
+        var newestKept = stored?.newest
+        if let mark = stored?.newest {
+            switch try await checkNewest(mark, firstPage: page, type: type, client: client) {
+            case .present:
+                break
+            case .deleted:
+                // Deleted at the peer, not restored: the check moves on to the next version pulled.
+                newestKept = nil
+            case .restored(let why):
+                try await reportRestore(
+                    peer, type: type,
+                    detail: "\(type.rawValue)/\(mark.localID) version \(mark.versionID) (\(mark.lastUpdated)) was pulled before and "
+                        + "\(why): the peer's store was restored from an older backup; reading all its records again to "
+                        + "re-reconcile them (the hub keeps its newer versions; older ones are merged without a base)")
+                return try await pull(peer, type: type, client: client)
+            }
+        }
+        let reread = rereading.withLock { $0[peer.name]?.contains(type) ?? false }
         let seenBefore = stored?.seen ?? []
-        let margin = settings.clockSkewMargin.milliseconds
         var window: [(key: VersionKey, at: Int64)] = []
         var total = 0
         var currentCursor = stored
+        var newest = newestKept
+        var newestAt = newest.flatMap { FHIRInstant($0.lastUpdated)?.millisecondsSinceEpoch } ?? .min
         while true {
             var records: [InboxRecord] = []
             records.reserveCapacity(page.resources.count)
-            var newest: FHIRInstant?
+            var newestInPage: FHIRInstant?
             for resource in page.resources {
                 let record = Self.inboxRecord(resource, type: type)
                 if let updated = record.lastUpdated.flatMap(FHIRInstant.init) {
-                    if newest == nil || updated > newest! { newest = updated }
+                    if newestInPage == nil || updated > newestInPage! { newestInPage = updated }
                     window.append((record.versionKey, updated.millisecondsSinceEpoch))
+                    if let id = resource.id, let version = resource.versionID, let text = resource.lastUpdated,
+                        updated.millisecondsSinceEpoch >= newestAt
+                    {
+                        newest = PulledVersionMark(localID: id, versionID: version, lastUpdated: text)
+                        newestAt = updated.millisecondsSinceEpoch
+                    }
                 }
+                // The newest version of the last pull comes back first in every pull: it was seen then.
+                if let mark = stored?.newest, mark.localID == record.localID, mark.versionID == record.versionID { continue }
                 if !seenBefore.contains(record.versionKey) { records.append(record) }
             }
             // A version the identity map already holds as synced (our own push coming back, or one merged
-            // before) is not stored again: nothing would come of it.
+            // before) is not stored again: nothing would come of it. While re-reading a restored peer, a
+            // version older than the one synced is decided again (merged without a base).
+            var reopen = Set<VersionKey>()
             if !records.isEmpty {
                 let known = try await store.syncedVersions(peer: peer.name, resourceType: type, localIDs: records.map(\.localID))
                 if !known.isEmpty { records.removeAll { known[$0.localID] == $0.versionID } }
+                if reread {
+                    for record in records where InboundPlanner.isOlder(record.versionID, than: known[record.localID]) {
+                        reopen.insert(record.versionKey)
+                    }
+                }
             }
             let isLast = page.next == nil
             // Server times only: the newest stamp in the page while more pages follow (sorted ascending,
             // every later version is at or after it), the answer's own time on the last page.
-            let cursorInstant = isLast ? (page.serverTime ?? newest) : (newest ?? page.serverTime)
+            let cursorInstant = isLast ? (page.serverTime ?? newestInPage) : (newestInPage ?? page.serverTime)
             if let cursorInstant {
                 let threshold = cursorInstant.millisecondsSinceEpoch - margin
                 var seen = Set<VersionKey>()
@@ -504,13 +543,13 @@ public final class SyncEngine: Sendable {
                     seen.insert(entry.key)
                     if seen.count >= 2000 { break }
                 }
-                let next = SyncCursor(serverTime: cursorInstant.text, seen: seen)
+                let next = SyncCursor(serverTime: cursorInstant.text, seen: seen, newest: newest)
                 let moved = (currentCursor.flatMap { FHIRInstant($0.serverTime) }).map {
                     cursorInstant.millisecondsSinceEpoch - $0.millisecondsSinceEpoch >= margin
                 } ?? true
-                if !records.isEmpty || moved {
+                if !records.isEmpty || moved || newest != currentCursor?.newest {
                     let stored = try await store.storePulledPage(
-                        PulledPage(peer: peer.name, resourceType: type, records: records, cursor: next))
+                        PulledPage(peer: peer.name, resourceType: type, records: records, cursor: next, reopen: reopen))
                     total += stored
                     currentCursor = next
                 }
@@ -521,7 +560,62 @@ public final class SyncEngine: Sendable {
             guard let link = page.next, !isStopping else { break }
             page = try await client.nextPage(link)
         }
+        if reread, !isStopping { rereading.withLock { _ = $0[peer.name]?.remove(type) } }
         return total
+    }
+
+    /// What became of the newest version pulled before from a (peer, type).
+    enum NewestCheck: Equatable {
+        /// Still there, at that version or a later one.
+        case present
+        /// Deleted at the peer (`410`): not a restore.
+        case deleted
+        /// Gone (`404`) or older: the peer's store went back; why, for the report.
+        case restored(String)
+    }
+
+    /// Whether `mark`, the newest version pulled before, is still at the peer: looked for in the first page
+    /// of this pull (it is the oldest in range, so it comes first), else read.
+    func checkNewest(_ mark: PulledVersionMark, firstPage page: RawBundlePage, type: ResourceType, client: any SyncPeerClient)
+        async throws(FHIRClientError) -> NewestCheck
+    {
+        if let found = page.resources.first(where: { $0.id == mark.localID }) {
+            return Self.regression(of: mark, versionID: found.versionID, lastUpdated: found.lastUpdated).map(NewestCheck.restored) ?? .present
+        }
+        switch try await client.readCurrent(type, id: mark.localID) {
+        case .gone:
+            return .deleted
+        case .notFound:
+            return .restored("the peer now answers 404 for it")
+        case .found(let current):
+            let updated = current.resource["meta"]?["lastUpdated"]?.stringValue
+            return Self.regression(of: mark, versionID: current.versionID, lastUpdated: updated).map(NewestCheck.restored) ?? .present
+        }
+    }
+
+    /// Why the current version (`versionID`, `lastUpdated`) of the record `mark` names is older than
+    /// `mark`, or `nil` when it is not: a lower numeric version, an earlier `lastUpdated`, or the same
+    /// version with another `lastUpdated` (a store that reused a version number).
+    static func regression(of mark: PulledVersionMark, versionID: String?, lastUpdated: String?) -> String? {
+        if InboundPlanner.isOlder(versionID, than: mark.versionID) {
+            return "the peer now holds version \(versionID ?? "?")"
+        }
+        guard let before = FHIRInstant(mark.lastUpdated), let now = lastUpdated.flatMap(FHIRInstant.init) else { return nil }
+        if now < before { return "the peer now holds version \(versionID ?? "?") of \(now.text)" }
+        if versionID == mark.versionID, now.millisecondsSinceEpoch != before.millisecondsSinceEpoch { return "the peer now holds version \(versionID ?? "?") of \(now.text)" }
+        return nil
+    }
+
+    /// A peer whose store went backwards: reported (audit `peer-store-regressed`, a warning, the peer's
+    /// state detail and last error), its cursors reset so all its records are read again, and its types
+    /// marked as being re-read (versions older than the ones synced are decided again).
+    func reportRestore(_ peer: SyncPeer, type: ResourceType, detail: String) async throws {
+        logger.warning("peer store went backwards; reading it again", metadata: ["peer": "\(peer.name)", "type": "\(type.rawValue)"])
+        try await store.appendAudit([AuditEvent(actor: planner.actor, action: "peer-store-regressed", peer: peer.name, detail: detail)])
+        await setState(peer.name, .syncing, detail: detail, force: true)
+        try? await store.recordContact(peer: peer.name, .failed(message: "peer-store-regressed: " + detail, state: .connected))
+        try await store.resetCursors(peer: peer.name, resourceType: nil)
+        rereading.withLock { $0[peer.name] = Set(settings.resourceTypes) }
     }
 
     /// An inbox row for a pulled resource. A resource without an id or version keeps a stand-in made

@@ -43,15 +43,7 @@ struct ReliabilityTests {
 
     @Test("a provider restored from an older backup is reported within one cycle and the hub loses nothing")
     func restoredPeer() async throws {
-        let result = await ReliabilityScenario.restoredPeer.run(scale: .short, environment: try Self.environment())
-        #expect(result.lost == 0, "\(result.problems)")
-        #expect(result.duplicated == 0, "\(result.problems)")
-        // Known gap (docs/reliability.md): a provider store restored in place while the daemon runs is noticed
-        // only when a version regresses or a push finds a record gone, not within one cycle. This fails (the
-        // known issue is not recorded) once the engine detects it.
-        withKnownIssue("a silently restored provider store is not reported within one cycle") {
-            Self.expectPassed(result)
-        }
+        Self.expectPassed(await ReliabilityScenario.restoredPeer.run(scale: .short, environment: try Self.environment()))
     }
 
     @Test("disk full on the state directory: the daemon stops with a clear error, loses nothing, resumes")
