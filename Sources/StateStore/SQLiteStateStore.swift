@@ -330,6 +330,10 @@ public final class SQLiteStateStore: StateStoreProtocol {
                     path: path,
                     underlying: error.message
                 )
+            case .SQLITE_FULL:
+                return StateStoreError(
+                    .storageFull, "the state directory is full; nothing was written: free space there", path: path,
+                    underlying: error.message)
             default:
                 return StateStoreError(.sqlite, "SQLite error \(error.resultCode.rawValue)", path: path, underlying: error.message)
             }

@@ -33,6 +33,8 @@ public struct StateStoreError: Error, Sendable, CustomStringConvertible {
         /// What an operation was prepared against changed before it was written (nothing was written):
         /// prepare it again.
         public static let changedMeanwhile = Code("changed-meanwhile")
+        /// The state directory is full (SQLite's "database or disk is full"): nothing was written.
+        public static let storageFull = Code("storage-full")
         /// SQLite reported an error not covered above.
         public static let sqlite = Code("sqlite")
 

@@ -37,6 +37,9 @@ public protocol SyncObserver: Sendable {
     func measured(peer: String, queueDepth: Int, oldestQueuedAge: Duration, deadLetters: Int, openConflicts: Int, lag: Duration)
     /// A loop of the engine made progress (`pull:<peer>`, `push:<peer>`, `merge`).
     func heartbeat(_ component: String, deadline: Duration)
+    /// The state store could not be written for lack of space (`problem`, work paused with a back-off),
+    /// or, with `nil`, a write succeeded again.
+    func storage(problem: String?)
 }
 
 extension SyncObserver {
@@ -45,6 +48,7 @@ extension SyncObserver {
     public func merged(_ kind: InboundPlan.Kind, duration: Duration) {}
     public func measured(peer: String, queueDepth: Int, oldestQueuedAge: Duration, deadLetters: Int, openConflicts: Int, lag: Duration) {}
     public func heartbeat(_ component: String, deadline: Duration) {}
+    public func storage(problem: String?) {}
 }
 
 /// How one push attempt ended.

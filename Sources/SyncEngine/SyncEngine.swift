@@ -78,6 +78,8 @@ public final class SyncEngine: Sendable {
     private let lastContact = Mutex<[String: Int64]>([:])
     /// Per peer, the types still to be read again after its store was found restored.
     private let rereading = Mutex<[String: Set<ResourceType>]>([:])
+    /// Set while the state store cannot be written for lack of space: the loops pause until `retryAt`.
+    private let storageOutage = Mutex<StorageOutage?>(nil)
     private let totals = Mutex(SyncReport())
     private let status = Mutex("starting")
     private let wakeAll = EngineSignal()
@@ -367,8 +369,9 @@ public final class SyncEngine: Sendable {
     private func pullLoop(_ peer: SyncPeer) async {
         let waiter = wakeAll.subscriber()
         while !isStopping {
-            // A refused peer is not pulled, but its loop keeps beating: refusing a peer is not a stall.
-            if await checkCapabilities(peer) {
+            // A refused peer is not pulled, but its loop keeps beating: refusing a peer is not a stall. Nor
+            // is a full state directory: pulls wait for its back-off.
+            if !storagePaused, await checkCapabilities(peer) {
                 let report = await pullAll(peer)
                 if report.pulled.values.contains(where: { $0 > 0 }) { mergeSignal.notify() }
             }
@@ -381,7 +384,7 @@ public final class SyncEngine: Sendable {
     private func resyncLoop() async {
         let waiter = wakeAll.subscriber()
         while !isStopping {
-            await processResyncRequests()
+            if !storagePaused { await processResyncRequests() }
             await measure()
             observer?.heartbeat("resync", deadline: heartbeatDeadline)
             await waiter.wait(timeout: settings.interval, until: { self.isStopping })
@@ -392,8 +395,12 @@ public final class SyncEngine: Sendable {
         let waiter = mergeSignal.subscriber()
         while !isStopping {
             do {
-                let report = try await mergePending()
-                if !report.decided.isEmpty { await measure() }
+                if !storagePaused {
+                    let report = try await mergePending()
+                    if !report.decided.isEmpty { await measure() }
+                }
+            } catch let error as StateStoreError where error.code == .storageFull {
+                await storageFailed(error)
             } catch {
                 logger.error("merging failed; will try again", metadata: ["error": "\(error)"])
             }
@@ -406,7 +413,7 @@ public final class SyncEngine: Sendable {
         guard let waiter = pushSignals[peer.name]?.subscriber() else { return }
         while !isStopping {
             var nextDue: Int64?
-            if refusedPeers.withLock({ $0[peer.name] == nil }) {
+            if refusedPeers.withLock({ $0[peer.name] == nil }), !storagePaused {
                 (_, nextDue) = await drain(peer)
             }
             observer?.heartbeat("push:\(peer.name)", deadline: heartbeatDeadline)
@@ -436,6 +443,11 @@ public final class SyncEngine: Sendable {
                 failed = true
                 observer?.pulled(peer: peer.name, type: type, records: 0, succeeded: false)
                 await recordFailure(peer.name, error)
+                break
+            } catch let error as StateStoreError where error.code == .storageFull {
+                failed = true
+                observer?.pulled(peer: peer.name, type: type, records: 0, succeeded: false)
+                await storageFailed(error)
                 break
             } catch {
                 failed = true
@@ -550,6 +562,7 @@ public final class SyncEngine: Sendable {
                 if !records.isEmpty || moved || newest != currentCursor?.newest {
                     let stored = try await store.storePulledPage(
                         PulledPage(peer: peer.name, resourceType: type, records: records, cursor: next, reopen: reopen))
+                    await storageWritable()
                     total += stored
                     currentCursor = next
                 }
@@ -682,6 +695,9 @@ public final class SyncEngine: Sendable {
             }
             do {
                 _ = try await store.commitMerges(plans.map(\.commit))
+                await storageWritable()
+            } catch let error as StateStoreError where error.code == .storageFull {
+                throw error
             } catch {
                 logger.warning("a batch of merges could not be committed; merging its rows one by one", metadata: ["error": "\(error)"])
                 plans = try await mergeOneByOne(prepared)
@@ -747,7 +763,11 @@ public final class SyncEngine: Sendable {
             do {
                 leased = try await store.lease(peer: peer.name, limit: settings.pushBatchSize, durationMilliseconds: lease)
             } catch {
-                logger.error("leasing pushes failed", metadata: ["peer": "\(peer.name)", "error": "\(error)"])
+                if error.code == .storageFull {
+                    await storageFailed(error)
+                } else {
+                    logger.error("leasing pushes failed", metadata: ["peer": "\(peer.name)", "error": "\(error)"])
+                }
                 break
             }
             if leased.isEmpty { break }
@@ -871,11 +891,16 @@ public final class SyncEngine: Sendable {
                     }
                     return try await store.complete(completions)
                 }
+                await storageWritable()
                 for done in completions where !lost.contains(done.push.item.id) {
                     report.pushed[peer.name, default: 0] += 1
                     observer?.pushed(peer: peer.name, outcome: .succeeded)
                     for followUp in done.followUps { pushSignals[followUp.peer]?.notify() }
                 }
+            } catch let error as StateStoreError where error.code == .storageFull {
+                // Not recorded: the pushes go again once there is space (If-Match / If-None-Exist make the
+                // repeat harmless, as after a crash).
+                await storageFailed(error)
             } catch {
                 logger.error("recording completed pushes failed", metadata: ["peer": "\(peer.name)", "error": "\(error)"])
             }
@@ -966,6 +991,67 @@ public final class SyncEngine: Sendable {
         }
     }
 
+    // MARK: A full state directory
+
+    /// The state store could not be written for lack of space.
+    struct StorageOutage {
+        var since: Int64
+        var failures: Int
+        var retryAt: ContinuousClock.Instant
+    }
+
+    /// Whether work is paused because the state directory is full (until the back-off ends; the next pull
+    /// then tries again).
+    var storagePaused: Bool {
+        storageOutage.withLock { outage in outage.map { ContinuousClock.now < $0.retryAt } ?? false }
+    }
+
+    /// How long the loops wait after the `failures`-th failed write to a full state directory: the
+    /// interval, doubling, at most a minute.
+    static func storageBackoff(failures: Int, interval: Duration) -> Duration {
+        min(interval * (1 << min(max(failures - 1, 0), 16)), max(interval, .seconds(60)))
+    }
+
+    /// A write failed because the state directory is full: nothing was written (one transaction each), so
+    /// nothing is lost; work pauses with a back-off. Reported once per outage: an error log, the health
+    /// monitor (`/healthz`), the status line and, when the write fits, each peer's state.
+    func storageFailed(_ error: StateStoreError) async {
+        let now = wallClock.nowMilliseconds()
+        let (first, delay) = storageOutage.withLock { outage -> (Bool, Duration) in
+            var next = outage ?? StorageOutage(since: now, failures: 0, retryAt: .now)
+            next.failures += 1
+            let delay = Self.storageBackoff(failures: next.failures, interval: settings.interval)
+            next.retryAt = ContinuousClock.now.advanced(by: delay)
+            defer { outage = next }
+            return (outage == nil, delay)
+        }
+        let seconds = Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
+        guard first else {
+            logger.debug("the state directory is still full", metadata: ["retryIn": "\(seconds) s"])
+            return
+        }
+        let problem = "the state directory is full (\(error.underlying ?? error.message)): pulls, merges and pushes paused, "
+            + "nothing lost; trying again with a back-off"
+        logger.error("state store full: work paused", metadata: ["error": "\(error)", "retryIn": "\(seconds) s"])
+        observer?.storage(problem: problem)
+        for peer in topology.peers {
+            peerStates.withLock { $0[peer.name] = .backingOff }
+            try? await store.recordSyncState(peer: peer.name, .backingOff, detail: "storage-full: " + problem, lagMilliseconds: nil)
+        }
+        await measure()
+    }
+
+    /// A write succeeded: ends an outage of the state directory, if there was one.
+    func storageWritable() async {
+        guard let outage = storageOutage.withLock({ outage in defer { outage = nil }; return outage }) else { return }
+        let seconds = max(0, wallClock.nowMilliseconds() - outage.since) / 1000
+        logger.notice("state store writable again: work resumed", metadata: ["pausedFor": "\(seconds) s", "failedWrites": "\(outage.failures)"])
+        observer?.storage(problem: nil)
+        wakeAll.notify()
+        mergeSignal.notify()
+        for signal in pushSignals.values { signal.notify() }
+    }
+
     // MARK: Peer state
 
     func setState(_ peer: String, _ state: PeerSyncState, detail: String?, force: Bool = false) async {
@@ -1040,6 +1126,9 @@ public final class SyncEngine: Sendable {
         let refused = refusedPeers.withLock { $0.keys.sorted() }
         var line = "\(topology.peers.count - refused.count) peers syncing; queue depth \(depth); lag \(worstLag / 1000) s"
         if !refused.isEmpty { line += "; refused: \(refused.joined(separator: ", "))" }
+        if let outage = storageOutage.withLock({ $0 }) {
+            line += "; state store full for \(max(0, now - outage.since) / 1000) s, work paused"
+        }
         status.withLock { $0 = line }
     }
 }

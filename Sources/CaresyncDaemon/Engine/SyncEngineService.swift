@@ -84,6 +84,10 @@ public struct MetricsSyncObserver: SyncObserver {
     public func heartbeat(_ component: String, deadline: Duration) {
         health.heartbeat(component, deadline: deadline)
     }
+
+    public func storage(problem: String?) {
+        health.degrade("state-store", reason: problem)
+    }
 }
 
 extension CaresyncConfiguration {

@@ -4,13 +4,17 @@ import Synchronization
 public struct HealthStatus: Sendable, Equatable {
     /// One line per failing or stalled component (`sync: no heartbeat for 95 s`).
     public var problems: [String]
+    /// One line per condition a restart would not cure (`state-store: the state directory is full`): the
+    /// daemon waits it out, so the watchdog keeps pinging, but `/healthz` reports it.
+    public var degraded: [String]
 
-    /// A status with `problems` (none: healthy).
-    public init(problems: [String] = []) {
+    /// A status with `problems` (none: healthy) and `degraded` conditions.
+    public init(problems: [String] = [], degraded: [String] = []) {
         self.problems = problems
+        self.degraded = degraded
     }
 
-    /// No problems.
+    /// No problems (degraded conditions aside): the watchdog keeps pinging.
     public var isHealthy: Bool { problems.isEmpty }
 
     /// A healthy status.
@@ -28,6 +32,7 @@ public final class HealthMonitor: Sendable {
     }
 
     private let components = Mutex<[String: Component]>([:])
+    private let degradations = Mutex<[String: String]>([:])
 
     /// A new instance.
     public init() {}
@@ -50,6 +55,11 @@ public final class HealthMonitor: Sendable {
         components.withLock { $0[component]?.failure = nil }
     }
 
+    /// Marks `component` degraded for `reason` (a condition a restart would not cure), or clears it with `nil`.
+    public func degrade(_ component: String, reason: String?) {
+        degradations.withLock { $0[component] = reason }
+    }
+
     /// Stops watching `component` (it finished or was removed by a reload).
     public func remove(_ component: String) {
         components.withLock { _ = $0.removeValue(forKey: component) }
@@ -68,6 +78,7 @@ public final class HealthMonitor: Sendable {
                 problems.append("\(name): no heartbeat, \(late) s past its deadline")
             }
         }
-        return HealthStatus(problems: problems)
+        let degraded = degradations.withLock { $0 }.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }
+        return HealthStatus(problems: problems, degraded: degraded)
     }
 }

@@ -166,10 +166,16 @@ public final class MetricsHTTPServer: Service, Sendable {
                 status: 200, reason: "OK", body: registry.emitToBuffer(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         case "/healthz":
             let status = health()
-            response =
-                status.isHealthy
-                ? HTTPResponse(status: 200, reason: "OK", body: "ok\n")
-                : HTTPResponse(status: 503, reason: "Service Unavailable", body: (["unhealthy"] + status.problems).joined(separator: "\n") + "\n")
+            if !status.isHealthy {
+                response = HTTPResponse(
+                    status: 503, reason: "Service Unavailable",
+                    body: (["unhealthy"] + status.problems + status.degraded).joined(separator: "\n") + "\n")
+            } else if !status.degraded.isEmpty {
+                response = HTTPResponse(
+                    status: 503, reason: "Service Unavailable", body: (["degraded"] + status.degraded).joined(separator: "\n") + "\n")
+            } else {
+                response = HTTPResponse(status: 200, reason: "OK", body: "ok\n")
+            }
         default:
             response = HTTPResponse(status: 404, reason: "Not Found", body: "not found; try /metrics or /healthz\n")
         }
