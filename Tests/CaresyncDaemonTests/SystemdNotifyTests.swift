@@ -118,6 +118,27 @@ struct SystemdNotifyTests {
         #expect(logs.all.contains { $0.contains("healthy again") })
     }
 
+    @Test("a degraded condition (a full state directory) keeps the watchdog pinging: a restart would not cure it")
+    func degradedKeepsPinging() async throws {
+        let listener = try NotifySocketListener()
+        defer { listener.stop() }
+        let health = HealthMonitor()
+        health.degrade("state-store", reason: "the state directory is full")
+        #expect(health.check().isHealthy)
+        #expect(health.check().degraded == ["state-store: the state directory is full"])
+        let service = SystemdNotifyService(
+            notifier: SystemdNotifier(socketPath: listener.address), watchdogInterval: .milliseconds(20), statusInterval: .milliseconds(20),
+            health: { health.check() }, status: { nil }, logger: LogCollector().logger())
+        try await testGracefulShutdown { trigger in
+            try await withThrowingTaskGroup { group in
+                group.addTask { try await service.run() }
+                try await listener.wait { $0.contains("WATCHDOG=1") }
+                trigger.triggerGracefulShutdown()
+                try await group.waitForAll()
+            }
+        }
+    }
+
     @Test("heartbeats: a component that stops beating is reported stalled")
     func heartbeats() async throws {
         let health = HealthMonitor()
