@@ -1063,7 +1063,10 @@ public final class SyncEngine: Sendable {
         do {
             try await store.recordSyncState(peer: peer, state, detail: detail, lagMilliseconds: nil)
         } catch {
-            logger.warning("recording the peer state failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            // A full state directory is reported once, as an outage (storageFailed).
+            logger.log(
+                level: error.code == .storageFull ? .debug : .warning, "recording the peer state failed",
+                metadata: ["peer": "\(peer)", "error": "\(error)"])
         }
     }
 
