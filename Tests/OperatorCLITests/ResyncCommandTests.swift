@@ -89,6 +89,9 @@ struct ResyncCommandTests {
         configuration.busyMode = .immediateError
         for _ in 0..<200 {
             daemon.send(SIGSTOP)
+            // kill(2) only queues the signal: check once every thread has really stopped, or a write the
+            // daemon starts in between would hold the lock the check just found free.
+            try await waitUntilStopped(daemon.pid)
             do {
                 let database = try DatabaseQueue(path: stateDirectory + "/" + SQLiteStateStore.databaseFileName, configuration: configuration)
                 defer { try? database.close() }
@@ -100,6 +103,24 @@ struct ResyncCommandTests {
             }
         }
         throw TestSetupFailure("the daemon was always inside a write transaction")
+    }
+
+    /// Waits until every thread of `pid` is in the stopped state (`T` in `/proc/<pid>/task/*/stat`).
+    func waitUntilStopped(_ pid: pid_t) async throws {
+        let tasks = "/proc/\(pid)/task"
+        for _ in 0..<1000 {
+            let threads = (try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? []
+            let stopped = !threads.isEmpty && threads.allSatisfy { thread in
+                guard let stat = try? String(contentsOfFile: "\(tasks)/\(thread)/stat", encoding: .utf8),
+                    let close = stat.lastIndex(of: ")")
+                else { return false }
+                // The state is the first field after the command name, which is in parentheses.
+                return stat[stat.index(after: close)...].split(separator: " ").first == "T"
+            }
+            if stopped { return }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        throw TestSetupFailure("the daemon did not stop after SIGSTOP")
     }
 
     struct TestSetupFailure: Error, CustomStringConvertible {
