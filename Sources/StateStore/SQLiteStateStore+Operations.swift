@@ -208,20 +208,18 @@ extension SQLiteStateStore {
     static func loadIdentity(_ db: Database, recordKey: String) throws -> RecordIdentity? {
         guard
             let record = try Row.fetchOne(
-                db,
-                sql: "SELECT record_key, nhs_number FROM record WHERE record_key = ?",
+                try db.cachedStatement(sql: "SELECT record_key, nhs_number FROM record WHERE record_key = ?"),
                 arguments: [recordKey]
             )
         else { return nil }
         let canonical = try Decode.globalKey(record[0])
         let aliases = try String.fetchAll(
-            db,
-            sql: "SELECT alias_key FROM record_alias WHERE record_key = ? AND alias_key <> record_key ORDER BY alias_key",
+            try db.cachedStatement(
+                sql: "SELECT alias_key FROM record_alias WHERE record_key = ? AND alias_key <> record_key ORDER BY alias_key"),
             arguments: [recordKey]
         ).map(Decode.globalKey)
         let peers = try Row.fetchAll(
-            db,
-            sql: "SELECT peer, local_id, version_id FROM identity WHERE record_key = ? ORDER BY peer",
+            try db.cachedStatement(sql: "SELECT peer, local_id, version_id FROM identity WHERE record_key = ? ORDER BY peer"),
             arguments: [recordKey]
         ).map { PeerIdentity(peer: $0[0], localID: $0[1], versionID: $0[2]) }
         return RecordIdentity(

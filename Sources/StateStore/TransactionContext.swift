@@ -152,8 +152,12 @@ final class TransactionContext {
     }
 
     /// A push succeeded: removes it, sets the target's identity and the bases of its base owners, audits.
+    /// The leased item is what ``SQLiteStateStore/lease(peer:limit:durationMilliseconds:)`` read: while the
+    /// lease holds nothing rewrites the row (coalescing only replaces never-leased rows; a lost-race
+    /// recovery and a failure need the lease), so only the lease is checked here, not the row read again.
     func applyCompletion(_ push: LeasedPush, _ completion: PushCompletion) throws {
-        let item = try Decode.outboxItem(try leasedRow(push))
+        try requireLease(push)
+        let item = push.item
         try deleteOutbox(id: item.id, peer: item.push.peer)
         let key = item.push.recordKey
         try ensureRecord(key, nhsNumber: item.push.nhsNumber)
@@ -177,6 +181,22 @@ final class TransactionContext {
         )
     }
 
+    /// ``StateStoreError/Code/leaseLost`` unless `push` is still leased by its holder.
+    func requireLease(_ push: LeasedPush) throws {
+        let held = try Bool.fetchOne(
+            try db.cachedStatement(sql: "SELECT 1 FROM outbox WHERE id = ? AND lease_token = ?"),
+            arguments: [push.item.id, push.leaseToken]
+        ) ?? false
+        guard held else { throw Self.leaseLost(push) }
+    }
+
+    static func leaseLost(_ push: LeasedPush) -> StateStoreError {
+        StateStoreError(
+            .leaseLost,
+            "outbox item \(push.item.id) is no longer leased by this worker (the lease expired and was taken again, or the item is gone)"
+        )
+    }
+
     /// The leased row, or ``StateStoreError/Code/leaseLost``.
     func leasedRow(_ push: LeasedPush) throws -> Row {
         guard
@@ -185,10 +205,7 @@ final class TransactionContext {
                 arguments: [push.item.id, push.leaseToken]
             )
         else {
-            throw StateStoreError(
-                .leaseLost,
-                "outbox item \(push.item.id) is no longer leased by this worker (the lease expired and was taken again, or the item is gone)"
-            )
+            throw Self.leaseLost(push)
         }
         return row
     }

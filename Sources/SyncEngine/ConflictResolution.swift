@@ -77,7 +77,7 @@ extension InboundPlanner {
                 var side = projection(of: provider, context: context)
                 if context.queueTails[provider] == nil {
                     side = Projection(
-                        content: theirs, ifMatch: reviewedVersion ?? held.versionID, mergeBase: reviewed, localID: held.localID,
+                        contentBytes: reviewed, ifMatch: reviewedVersion ?? held.versionID, mergeBase: reviewed, localID: held.localID,
                         operation: .update)
                 }
                 push(to: provider, side)

@@ -45,3 +45,27 @@ public enum ResourceContent {
         return try? JSON.parse(bytes, options: JSONParseOptions(maxDepth: 128))
     }
 }
+
+/// A resource as stored bytes, as a parsed tree, or both: parsed at most once, and only when a decision
+/// needs the tree (content compared byte for byte with what caresync wrote needs no parsing).
+final class LazyResource {
+    let bytes: [UInt8]?
+    private var parsed: JSON??
+
+    init(bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    init(json: JSON) {
+        self.bytes = nil
+        self.parsed = .some(json)
+    }
+
+    /// The tree; `nil` when the bytes are not readable JSON.
+    var json: JSON? {
+        if let parsed { return parsed }
+        let tree = ResourceContent.parse(bytes)
+        parsed = .some(tree)
+        return tree
+    }
+}

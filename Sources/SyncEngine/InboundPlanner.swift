@@ -163,14 +163,17 @@ public struct InboundPlanner: Sendable {
         return copy
     }
 
-    /// What a peer holds or will hold once its queue drains: the content, the version an update would be
-    /// guarded by, the content that version had, and the id there.
+    /// What a peer holds or will hold once its queue drains: the content (as stored; parsed on demand), the
+    /// version an update would be guarded by, the content that version had, and the id there.
     struct Projection {
-        var content: JSON?
+        var contentBytes: [UInt8]?
         var ifMatch: String?
         var mergeBase: [UInt8]?
         var localID: String?
         var operation: PushOperation
+
+        /// The content parsed (each call parses: read it once).
+        var content: JSON? { ResourceContent.parse(contentBytes) }
     }
 
     func projection(of peer: String, context: RecordContext) -> Projection {
@@ -178,7 +181,7 @@ public struct InboundPlanner: Sendable {
         if let tail = context.queueTails[peer] {
             let unsent = tail.attempts == 0 && tail.leaseExpiresAt == nil
             return Projection(
-                content: ResourceContent.parse(tail.push.body),
+                contentBytes: tail.push.body,
                 ifMatch: tail.push.ifMatchVersion,
                 mergeBase: unsent ? tail.push.mergeBase : tail.push.body,
                 localID: tail.push.localID ?? synced?.localID,
@@ -187,10 +190,9 @@ public struct InboundPlanner: Sendable {
         if let synced {
             let base = context.bases[peer]
             return Projection(
-                content: ResourceContent.parse(base), ifMatch: synced.versionID, mergeBase: base, localID: synced.localID,
-                operation: .update)
+                contentBytes: base, ifMatch: synced.versionID, mergeBase: base, localID: synced.localID, operation: .update)
         }
-        return Projection(content: nil, ifMatch: nil, mergeBase: nil, localID: nil, operation: .create)
+        return Projection(contentBytes: nil, ifMatch: nil, mergeBase: nil, localID: nil, operation: .create)
     }
 
     // MARK: A provider's version
@@ -256,10 +258,11 @@ public struct InboundPlanner: Sendable {
             // New to the hub: create it there, guarded by its business identifier.
             commit.identityLinks = [link(record.versionID)]
             commit.baseUpdates = [BaseUpdate(peer: peer.name, recordKey: key, content: theirsTheirOwn)]
+            // The body of a create is the content without server fields: the bytes just serialised.
             commit.pushes = [
                 PushRequest(
                     peer: hub, recordKey: key, nhsNumber: nhs, operation: .create,
-                    body: ResourceContent.body(theirs, targetID: nil), baseOwners: [hub], mergeBase: nil)
+                    body: theirsTheirOwn, baseOwners: [hub], mergeBase: nil)
             ]
             if minted != nil, peer.isWritableProvider {
                 // Give the provider the identifier it was minted, so every copy carries the same key.
@@ -387,7 +390,8 @@ public struct InboundPlanner: Sendable {
             commit.baseUpdates = [BaseUpdate(peer: hub.name, recordKey: key, content: record.content)]
         }
 
-        commit.pushes = fanOut(resource, key: key, nhs: nhs, context: context, hubPushQueued: context.queueTails[hub.name] != nil)
+        commit.pushes = fanOut(
+            LazyResource(json: resource), key: key, nhs: nhs, context: context, hubPushQueued: context.queueTails[hub.name] != nil)
         let kind: InboundPlan.Kind = commit.pushes.isEmpty && !newer ? .unchanged : .hubChange
         return InboundPlan(kind: kind, commit: commit, recordKey: key, keys: allKeys, decisions: 0, regression: false)
     }
@@ -399,7 +403,7 @@ public struct InboundPlanner: Sendable {
     /// conditional create where it holds the patient but not the record. None while `hubPushQueued` (a push
     /// of ours to the hub is still queued for the record: the hub's content is about to change, and that
     /// push fans out when it lands, so no provider is sent content lacking a change on its way in).
-    public func fanOut(_ resource: JSON, key: GlobalKey, nhs: NHSNumber?, context: RecordContext, hubPushQueued: Bool) -> [PushRequest] {
+    func fanOut(_ resource: LazyResource, key: GlobalKey, nhs: NHSNumber?, context: RecordContext, hubPushQueued: Bool) -> [PushRequest] {
         guard !hubPushQueued else { return [] }
         var pushes: [PushRequest] = []
         for provider in topology.providers where provider.isWritableProvider && provider.fanOut != .none {
@@ -413,21 +417,31 @@ public struct InboundPlanner: Sendable {
             if holdsRecord || context.queueTails[provider.name] != nil {
                 // The hub's content is the newest merged state: it replaces what the provider has or is
                 // queued to get. The provider's own unmerged changes are protected by If-Match.
-                guard let current = side.content, !ResourceContent.sameMeaning(resource, current) else { continue }
+                // Equal bytes (content caresync wrote itself) say the same thing without parsing either side.
+                guard let currentBytes = side.contentBytes, currentBytes != resource.bytes,
+                    let current = ResourceContent.parse(currentBytes), let tree = resource.json,
+                    !ResourceContent.sameMeaning(tree, current)
+                else { continue }
                 if side.operation == .update, side.ifMatch == nil { continue }
                 pushes.append(
                     PushRequest(
                         peer: provider.name, recordKey: key, nhsNumber: nhs, operation: side.operation, localID: side.localID,
-                        ifMatchVersion: side.ifMatch, body: ResourceContent.body(resource, targetID: side.localID),
+                        ifMatchVersion: side.ifMatch, body: ResourceContent.body(tree, targetID: side.localID),
                         baseOwners: [provider.name], mergeBase: side.mergeBase))
             } else {
+                guard let tree = resource.json else { continue }
                 pushes.append(
                     PushRequest(
                         peer: provider.name, recordKey: key, nhsNumber: nhs, operation: .create,
-                        body: ResourceContent.body(resource, targetID: nil), baseOwners: [provider.name], mergeBase: nil))
+                        body: ResourceContent.body(tree, targetID: nil), baseOwners: [provider.name], mergeBase: nil))
             }
         }
         return pushes
+    }
+
+    /// ``fanOut(_:key:nhs:context:hubPushQueued:)`` of a hub version already parsed.
+    public func fanOut(_ resource: JSON, key: GlobalKey, nhs: NHSNumber?, context: RecordContext, hubPushQueued: Bool) -> [PushRequest] {
+        fanOut(LazyResource(json: resource), key: key, nhs: nhs, context: context, hubPushQueued: hubPushQueued)
     }
 
     // MARK: Versions

@@ -924,10 +924,10 @@ public final class SyncEngine: Sendable {
         guard let contexts = try? await store.recordContexts(lookups) else { return completions }
         var result = completions
         for (index, (done, context)) in zip(completions, contexts).enumerated() {
-            guard let resource = ResourceContent.parse(done.push.item.push.body) else { continue }
             let laterPushQueued = context.queueTails[topology.hub.name].map { $0.id != done.push.item.id } ?? false
+            // The body is parsed only when a provider's copy differs from it byte for byte.
             result[index].followUps = planner.fanOut(
-                resource, key: done.push.item.push.recordKey, nhs: done.push.item.push.nhsNumber, context: context,
+                LazyResource(bytes: done.push.item.push.body), key: done.push.item.push.recordKey, nhs: done.push.item.push.nhsNumber, context: context,
                 hubPushQueued: laterPushQueued)
         }
         return result
