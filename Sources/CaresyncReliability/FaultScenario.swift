@@ -24,7 +24,9 @@ struct FaultScenario {
                 try await cluster.startStores()
                 let plan = SeedPlan(records: records, providers: cluster.providers.map(\.name), conflicts: 2, prefix: "F\(trial)")
                 try await cluster.seed(plan)
-                try cluster.writeConfiguration(interval: "500ms", pageSize: 50)
+                // Small pages in the short form: enough requests that each of the five kinds is drawn (about 10
+                // faults over 50 requests at page size 50 missed a kind one run in six).
+                try cluster.writeConfiguration(interval: "500ms", pageSize: scale == .full ? 50 : 10)
                 for (index, store) in cluster.stores.enumerated() {
                     try await cluster.access(store).setFaults(
                         rate: 0.2, faults: Self.kinds, seed: Int(truncatingIfNeeded: environment.seed % 100_000) + 31 * trial + index,
