@@ -6,16 +6,7 @@ import FHIRModel
 enum SyntheticRecords {
     /// `count` valid NHS numbers from `999 3xx xxxx` upward (Modulus 11 holds; 10 skipped).
     static func patients(_ count: Int, offset: Int = 0) -> [NHSNumber] {
-        var numbers: [NHSNumber] = []
-        var candidate = 999_300_000 + offset
-        while numbers.count < count {
-            let digits = String(candidate).compactMap { $0.wholeNumberValue }
-            if let check = NHSNumber.checkDigit(forFirstNine: digits), let number = try? NHSNumber(validating: "\(candidate)\(check)") {
-                numbers.append(number)
-            }
-            candidate += 1
-        }
-        return numbers
+        NHSNumber.testRange(count: count, from: 999_300_000 + offset)
     }
 
     static func subject(_ digits: String) -> JSON {

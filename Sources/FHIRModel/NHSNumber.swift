@@ -56,6 +56,22 @@ public struct NHSNumber: Sendable, Hashable, Comparable, Codable, CustomStringCo
         }
     }
 
+    /// Up to `count` valid NHS numbers of the synthetic test range 999 000 0000 – 999 999 9999 (never
+    /// issued to people), from the nine leading digits `first` upward; candidates whose check digit would
+    /// be 10 are skipped. Fewer than `count` when the range ends first. For sandboxes, tests and benchmarks.
+    public static func testRange(count: Int, from first: Int = 999_000_000) -> [NHSNumber] {
+        var numbers: [NHSNumber] = []
+        var candidate = max(first, 999_000_000)
+        while numbers.count < count, candidate <= 999_999_999 {
+            let digits = String(candidate).compactMap(\.wholeNumberValue)
+            if let check = checkDigit(forFirstNine: digits), let number = try? NHSNumber(validating: "\(candidate)\(check)") {
+                numbers.append(number)
+            }
+            candidate += 1
+        }
+        return numbers
+    }
+
     /// The number with the last three digits only, for logs and summaries.
     public var masked: String { "*******" + digits.suffix(3) }
 

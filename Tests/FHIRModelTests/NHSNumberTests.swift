@@ -34,6 +34,22 @@ struct NHSNumberTests {
         #expect(NHSNumber.checkDigit(forFirstNine: [0, 0, 0, 0, 0, 0, 0, 0, 0]) == 0)
     }
 
+    @Test("the synthetic test range: valid, distinct, ascending, inside 999 000 0000 – 999 999 9999")
+    func testRange() {
+        let numbers = NHSNumber.testRange(count: 500, from: 999_000_000)
+        #expect(numbers.count == 500)
+        #expect(numbers.first?.digits == "9990000018")
+        #expect(numbers == numbers.sorted())
+        #expect(Set(numbers).count == 500)
+        #expect(numbers.allSatisfy { $0.digits.hasPrefix("999") })
+        // The range ends at 999 999 999x: fewer numbers than asked for, none outside it.
+        let last = NHSNumber.testRange(count: 50, from: 999_999_990)
+        #expect(!last.isEmpty && last.count < 10)
+        #expect(last.allSatisfy { $0.digits.hasPrefix("99999999") })
+        // A start below the range starts at the range.
+        #expect(NHSNumber.testRange(count: 1, from: 123_456_789).first?.digits.hasPrefix("999") == true)
+    }
+
     @Test("interpolation masks the number")
     func masked() throws {
         let number = try NHSNumber(validating: "9434765919")

@@ -7,16 +7,7 @@ import FHIRModel
 enum SyntheticRecords {
     /// `count` valid NHS numbers from the test range, starting after `offset`.
     static func nhsNumbers(count: Int, offset: Int = 0) -> [NHSNumber] {
-        var numbers: [NHSNumber] = []
-        var candidate = 999_000_000 + offset
-        while numbers.count < count {
-            let digits = String(candidate).compactMap { $0.wholeNumberValue }
-            if let check = NHSNumber.checkDigit(forFirstNine: digits), let number = try? NHSNumber(validating: "\(candidate)\(check)") {
-                numbers.append(number)
-            }
-            candidate += 1
-        }
-        return numbers
+        NHSNumber.testRange(count: count, from: 999_000_000 + offset)
     }
 
     static func subject(_ patient: NHSNumber) -> JSON {

@@ -4,16 +4,7 @@ import FHIRModel
 /// Synthetic records for the sync tests: NHS numbers from the test range 999 000 0000 – 999 999 9999.
 enum Records {
     static func patients(_ count: Int, offset: Int = 0) -> [NHSNumber] {
-        var numbers: [NHSNumber] = []
-        var candidate = 999_100_000 + offset
-        while numbers.count < count {
-            let digits = String(candidate).compactMap { $0.wholeNumberValue }
-            if let check = NHSNumber.checkDigit(forFirstNine: digits), let number = try? NHSNumber(validating: "\(candidate)\(check)") {
-                numbers.append(number)
-            }
-            candidate += 1
-        }
-        return numbers
+        NHSNumber.testRange(count: count, from: 999_100_000 + offset)
     }
 
     static func subject(_ patient: String) -> JSON {
