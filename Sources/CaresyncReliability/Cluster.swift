@@ -117,9 +117,31 @@ final class Cluster: @unchecked Sendable {
 
     // MARK: State
 
+    /// A read-only connection beside the daemon, as the CLI opens one. A daemon that has just started may
+    /// still be migrating the schema (a reader then sees it incomplete): that is waited out, not a finding.
+    private func openReader() async throws -> SQLiteStateStore {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while true {
+            let opened: Result<SQLiteStateStore, StateStoreError>
+            do {
+                opened = .success(try SQLiteStateStore.open(directory: stateDirectory, access: .reader))
+            } catch {
+                opened = .failure(error)
+            }
+            switch opened {
+            case .success(let store):
+                return store
+            case .failure(let error) where error.code == .schemaOutdated && ContinuousClock.now < deadline:
+                try await Task.sleep(for: .milliseconds(100))
+            case .failure(let error):
+                throw error
+            }
+        }
+    }
+
     /// What the state store says, read as the CLI reads it (a read-only connection beside the daemon).
     func state() async throws -> StateSnapshot {
-        let store = try SQLiteStateStore.open(directory: stateDirectory, access: .reader)
+        let store = try await openReader()
         defer { store.close() }
         let statuses = try await store.status()
         var inbox: [String: InboxCounts] = [:]
@@ -131,14 +153,14 @@ final class Cluster: @unchecked Sendable {
 
     /// The queued pushes of `peer`, oldest first.
     func queue(peer: String) async throws -> [OutboxItem] {
-        let store = try SQLiteStateStore.open(directory: stateDirectory, access: .reader)
+        let store = try await openReader()
         defer { store.close() }
         return try await store.queue(peer: peer, limit: 100).items
     }
 
     /// The audit log, oldest first, and whether its hash chain holds.
     func audit(limit: Int = 1_000_000) async throws -> (entries: [AuditEntry], chainIntact: Bool, problem: String?) {
-        let store = try SQLiteStateStore.open(directory: stateDirectory, access: .reader)
+        let store = try await openReader()
         defer { store.close() }
         let entries = try await store.audit(nhsNumber: nil, since: nil, limit: limit)
         let sorted = entries.sorted { $0.sequence < $1.sequence }

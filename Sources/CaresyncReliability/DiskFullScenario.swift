@@ -63,13 +63,14 @@ struct DiskFullScenario {
         let hub = cluster.access(cluster.hub)
         let beforeFull = try await hub.totalAll()
 
-        // Fill the state directory, then give the providers new records.
+        // Fill the state directory, then give the providers new records. The log is read from before the
+        // filling: the daemon reports a full directory once per outage, possibly before the seeding ends.
+        let logBefore = (try? String(contentsOfFile: cluster.daemon.logPath, encoding: .utf8))?.count ?? 0
         let filler = cluster.stateDirectory + "/filler"
         let free = Self.fill(filler)
         environment.log("disk-full: trial \(trial): filled the state directory (\(free / 1024) KiB were free)")
         let second = SeedPlan(records: records, providers: cluster.providers.map(\.name), conflicts: 0, patientOffset: 40_000, prefix: "E\(trial)")
         try await cluster.seed(second)
-        let logBefore = (try? String(contentsOfFile: cluster.daemon.logPath, encoding: .utf8))?.count ?? 0
 
         // While full: watch for five cycles.
         var hubWhileFull = beforeFull

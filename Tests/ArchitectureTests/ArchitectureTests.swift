@@ -48,25 +48,16 @@ struct ArchitectureTests {
     }
 
     @Test("the caresync binary links neither Hummingbird nor SwiftNIO (only caresync-store does)")
-    func caresyncLinksNoServerStack() throws {
+    func caresyncLinksNoServerStack() async throws {
         let binary = try TestPaths.product("caresync")
         let store = try TestPaths.product("caresync-store")
-        func symbols(_ url: URL) throws -> String {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["nm", url.path]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return String(decoding: data, as: UTF8.self)
+        func symbols(_ url: URL) async throws -> String {
+            try await Tool.output("nm", [url.path])
         }
         // Swift mangles a module name as its length and text, e.g. `7NIOCore`, `11Hummingbird`.
-        let storeSymbols = try symbols(store)
+        let storeSymbols = try await symbols(store)
         #expect(storeSymbols.contains("7NIOCore"), "the check itself must see NIO where it is linked")
-        let caresyncSymbols = try symbols(binary)
+        let caresyncSymbols = try await symbols(binary)
         #expect(caresyncSymbols.contains("12CaresyncHTTP"))
         #expect(!caresyncSymbols.contains("7NIOCore"))
         #expect(!caresyncSymbols.contains("11Hummingbird"))

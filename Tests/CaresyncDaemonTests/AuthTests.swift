@@ -28,8 +28,8 @@ enum PythonJWT {
                           "padded": any(p.endswith("=") for p in (header, claims, signature))}))
         """
 
-    static func verify(_ token: String, publicKey: String) throws -> JSON {
-        let result = try Tool.run("python3", ["-c", script, publicKey], input: token)
+    static func verify(_ token: String, publicKey: String) async throws -> JSON {
+        let result = try await Tool.run("python3", ["-c", script, publicKey], input: Data(token.utf8))
         try #require(result.status == 0, "python3: \(result.errors)")
         return try JSON.parse(result.output)
     }
@@ -99,9 +99,9 @@ struct AuthTests {
     let directory: TemporaryDirectory
     let keyPath: URL
 
-    init() throws {
+    init() async throws {
         directory = try TemporaryDirectory(prefix: "caresync-auth")
-        keyPath = try TestKeys.rsa(in: directory, name: "client.pem")
+        keyPath = try await TestKeys.rsa(in: directory, name: "client.pem")
     }
 
     func settings(keyID: String? = "kid-1", scope: String? = nil) throws -> OAuth2ClientCredentialsSettings {
@@ -111,14 +111,14 @@ struct AuthTests {
     }
 
     @Test("the client assertion is an RS512 JWT that an independent implementation verifies, with the claims NHS services expect")
-    func clientAssertion() throws {
+    func clientAssertion() async throws {
         defer { directory.remove() }
         let signer = try RS512Signer(pem: Array(try Data(contentsOf: keyPath)))
         #expect(signer.bits == 2048)
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         let assertion = ClientAssertion(clientID: "caresync-client", audience: "https://auth.example.nhs.uk/oauth2/token", keyID: "kid-1")
         let token = try assertion.signed(with: signer, now: now)
-        let verdict = try PythonJWT.verify(token, publicKey: keyPath.path + ".pub")
+        let verdict = try await PythonJWT.verify(token, publicKey: keyPath.path + ".pub")
         #expect(verdict["valid"] == .bool(true))
         #expect(verdict["padded"] == .bool(false), "base64url without padding")
         #expect(verdict["header"] == ["alg": "RS512", "typ": "JWT", "kid": "kid-1"])
@@ -137,18 +137,18 @@ struct AuthTests {
         let parts = token.split(separator: ".")
         let forged = try assertion.signed(with: signer, now: now.addingTimeInterval(60)).split(separator: ".")
         let tampered = [parts[0], forged[1], parts[2]].joined(separator: ".")
-        #expect(try PythonJWT.verify(tampered, publicKey: keyPath.path + ".pub")["valid"] == .bool(false))
+        await #expect(try PythonJWT.verify(tampered, publicKey: keyPath.path + ".pub")["valid"] == .bool(false))
     }
 
     @Test("keys RS512 cannot use are refused: short, not RSA, encrypted, not PEM")
-    func unusableKeys() throws {
+    func unusableKeys() async throws {
         defer { directory.remove() }
-        let short = try TestKeys.rsa(bits: 1024, in: directory, name: "short.pem")
+        let short = try await TestKeys.rsa(bits: 1024, in: directory, name: "short.pem")
         let ec = directory.path("ec.pem")
-        #expect(try Tool.run("openssl", ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", ec.path]).status == 0)
+        #expect(try await Tool.run("openssl", ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", ec.path]).status == 0)
         let encrypted = directory.path("encrypted.pem")
         #expect(
-            try Tool.run("openssl", ["pkey", "-in", keyPath.path, "-aes256", "-passout", "pass:secret", "-out", encrypted.path]).status == 0)
+            try await Tool.run("openssl", ["pkey", "-in", keyPath.path, "-aes256", "-passout", "pass:secret", "-out", encrypted.path]).status == 0)
         let cases: [(URL?, String)] = [(short, "1024 bits"), (ec, "RSA"), (encrypted, "unencrypted PEM"), (nil, "unencrypted PEM")]
         for (path, expected) in cases {
             let pem = try path.map { Array(try Data(contentsOf: $0)) } ?? Array("not a key".utf8)
@@ -176,7 +176,7 @@ struct AuthTests {
         #expect(request.form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
         #expect(request.form["scope"] == "system/CarePlan.write")
         #expect(Set(request.form.keys) == ["grant_type", "client_assertion_type", "client_assertion", "scope"])
-        let verdict = try PythonJWT.verify(try #require(request.form["client_assertion"]), publicKey: keyPath.path + ".pub")
+        let verdict = try await PythonJWT.verify(try #require(request.form["client_assertion"]), publicKey: keyPath.path + ".pub")
         #expect(verdict["valid"] == .bool(true))
         #expect(verdict["claims"]?["aud"] == "https://auth.example.nhs.uk/oauth2/token")
 
@@ -293,7 +293,7 @@ struct TokenExchangeTests {
     func exchange() async throws {
         let directory = try TemporaryDirectory(prefix: "caresync-token")
         defer { directory.remove() }
-        let key = try TestKeys.rsa(in: directory, name: "client.pem")
+        let key = try await TestKeys.rsa(in: directory, name: "client.pem")
         let script = TestPaths.repositoryRoot.appendingPathComponent("Tests/CaresyncDaemonTests/Servers/token_endpoint.py").path
         let python = try #require(Tool.find("python3"))
         let server = try ChildProcess(executable: URL(fileURLWithPath: python), arguments: [script, key.path + ".pub", "caresync-client"])

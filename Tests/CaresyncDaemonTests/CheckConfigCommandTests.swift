@@ -13,7 +13,7 @@ struct CheckConfigCommandTests {
 
     @Test("a valid file: exit 0 and a summary of the peers, no secret printed")
     func valid() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         let path = try fixture.directory.write("caresync.yaml", ConfigurationFixture.complete)
         let result = try await checkConfig(["--config", path], environment: fixture.environment())
@@ -32,7 +32,7 @@ struct CheckConfigCommandTests {
 
     @Test("--state-dir overrides state.path")
     func stateDirectory() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         let path = try fixture.directory.write("caresync.yaml", ConfigurationFixture.minimal)
         let result = try await checkConfig(["--config", path, "--state-dir", "/srv/caresync-state"])
@@ -42,7 +42,7 @@ struct CheckConfigCommandTests {
 
     @Test("an invalid file: exit 2 and every problem with its key on stderr")
     func invalid() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         let yaml = ConfigurationFixture.minimal.replacingOccurrences(of: "http://localhost:8081/fhir", with: "http://fhir.example.org/fhir") + """
 
@@ -73,7 +73,7 @@ struct CheckConfigCommandTests {
 
     @Test("a bad bearer token file is reported without echoing it")
     func secretNotEchoed() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         try "Bearer leaked-secret-value\n".write(to: fixture.credentials.appendingPathComponent("northfield-token"), atomically: true, encoding: .utf8)
         let path = try fixture.directory.write("caresync.yaml", ConfigurationFixture.complete)

@@ -13,10 +13,10 @@ struct ConfigurationFixture {
     let credentials: URL
     static let token = "s3cr3t-T0ken.value_~+/="
 
-    init() throws {
+    init() async throws {
         directory = try TemporaryDirectory(prefix: "caresync-config")
-        try TestKeys.rsa(in: directory, name: "keys/hub-jwt.pem")
-        try TestKeys.certificate(in: directory, name: "tls/riverside")
+        try await TestKeys.rsa(in: directory, name: "keys/hub-jwt.pem")
+        try await TestKeys.certificate(in: directory, name: "tls/riverside")
         credentials = directory.path("credentials")
         try FileManager.default.createDirectory(at: credentials, withIntermediateDirectories: true)
         try (Self.token + "\n").write(to: credentials.appendingPathComponent("northfield-token"), atomically: true, encoding: .utf8)
@@ -115,7 +115,7 @@ struct ConfigurationFixture {
 struct ConfigurationLoaderTests {
     @Test("every key of a complete file arrives typed")
     func completeFile() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         let configuration = try await fixture.load(ConfigurationFixture.complete)
         let base = fixture.directory.url.path
@@ -157,7 +157,7 @@ struct ConfigurationLoaderTests {
 
     @Test("a minimal file takes the defaults")
     func defaults() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         let configuration = try await fixture.load(ConfigurationFixture.minimal, environment: ["STATE_DIRECTORY": "/var/lib/caresync-test:/other"])
         #expect(configuration.state.path == "/var/lib/caresync-test")
@@ -172,7 +172,7 @@ struct ConfigurationLoaderTests {
 
     @Test("CARESYNC_ environment variables override the file, command-line overrides beat both")
     func environmentOverrides() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         let configuration = try await fixture.load(
             ConfigurationFixture.complete,
@@ -206,7 +206,7 @@ struct ConfigurationLoaderTests {
 
     @Test("environment variables that name no key, or a value of the wrong type, are reported under their names")
     func badEnvironment() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         let problems = await fixture.problems(
             ConfigurationFixture.minimal,
@@ -228,7 +228,7 @@ struct ConfigurationLoaderTests {
 
     @Test("plain http is refused except to loopback addresses")
     func plainHTTP() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         let yaml = ConfigurationFixture.minimal + """
 
@@ -255,7 +255,7 @@ struct ConfigurationLoaderTests {
 
     @Test("every problem in a file is reported with its key path, not only the first")
     func everyProblem() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         let yaml = """
             sync:
@@ -324,7 +324,7 @@ struct ConfigurationLoaderTests {
 
     @Test("unknown keys are errors at every level, with a suggestion for near misses")
     func unknownKeys() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         let yaml = """
             sync:
@@ -356,7 +356,7 @@ struct ConfigurationLoaderTests {
 
     @Test("secrets come from $CREDENTIALS_DIRECTORY; a missing credential is named")
     func credentials() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         let yaml = ConfigurationFixture.minimal.replacingOccurrences(
             of: "auth: {type: none}\nproviders:",
@@ -385,9 +385,9 @@ struct ConfigurationLoaderTests {
 
     @Test("a private key that cannot sign RS512 is refused when the configuration loads")
     func badPrivateKey() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
-        try TestKeys.rsa(bits: 1024, in: fixture.directory, name: "keys/hub-jwt.pem")
+        try await TestKeys.rsa(bits: 1024, in: fixture.directory, name: "keys/hub-jwt.pem")
         let problems = await fixture.problems(ConfigurationFixture.complete)
         #expect(problems.map(\.keyPath) == ["hub.auth.privateKeyFile"])
         #expect(problems.first?.code == .invalidKey)
@@ -396,7 +396,7 @@ struct ConfigurationLoaderTests {
 
     @Test("the file itself: missing, not YAML, duplicate keys, wrong shapes")
     func fileProblems() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         do {
             _ = try await ConfigurationLoader(filePath: fixture.directory.path("absent.yaml").path, environment: [:]).load()

@@ -27,8 +27,8 @@ struct ConfigurationSchemaTests {
         """
 
     /// The schema's verdict on each file: the errors, empty when valid.
-    static func pythonVerdicts(_ paths: [String]) throws -> [String: [String]] {
-        let result = try Tool.run("python3", ["-c", validatorScript, schema] + paths)
+    static func pythonVerdicts(_ paths: [String]) async throws -> [String: [String]] {
+        let result = try await Tool.run("python3", ["-c", validatorScript, schema] + paths)
         try #require(result.status == 0, "python3 jsonschema failed: \(result.errors)")
         let json = try JSON.parse(result.output)
         var verdicts: [String: [String]] = [:]
@@ -39,11 +39,11 @@ struct ConfigurationSchemaTests {
     }
 
     /// Credentials the example names, made for the test.
-    static func exampleCredentials(in directory: TemporaryDirectory) throws -> URL {
+    static func exampleCredentials(in directory: TemporaryDirectory) async throws -> URL {
         let credentials = directory.path("credentials")
         try FileManager.default.createDirectory(at: credentials, withIntermediateDirectories: true)
-        try TestKeys.rsa(in: directory, name: "credentials/hub-jwt-key")
-        try TestKeys.certificate(in: directory, name: "riverside")
+        try await TestKeys.rsa(in: directory, name: "credentials/hub-jwt-key")
+        try await TestKeys.certificate(in: directory, name: "riverside")
         try FileManager.default.copyItem(at: directory.path("riverside.crt"), to: credentials.appendingPathComponent("riverside-client-cert"))
         try FileManager.default.copyItem(at: directory.path("riverside.key"), to: credentials.appendingPathComponent("riverside-client-key"))
         try FileManager.default.copyItem(at: directory.path("riverside.crt"), to: credentials.appendingPathComponent("riverside-ca"))
@@ -53,12 +53,12 @@ struct ConfigurationSchemaTests {
 
     @Test("Deploy/caresync.example.yaml is valid for the schema and for the loader")
     func example() async throws {
-        let verdicts = try Self.pythonVerdicts([Self.example])
+        let verdicts = try await Self.pythonVerdicts([Self.example])
         #expect(verdicts[Self.example] == [], "\(verdicts)")
 
         let directory = try TemporaryDirectory(prefix: "caresync-example")
         defer { directory.remove() }
-        let credentials = try Self.exampleCredentials(in: directory)
+        let credentials = try await Self.exampleCredentials(in: directory)
         let configuration = try await ConfigurationLoader(filePath: Self.example, environment: ["CREDENTIALS_DIRECTORY": credentials.path]).load()
         #expect(configuration.providers.map(\.name) == ["riverside-acute", "northfield-community"])
         #expect(configuration.hub.auth.typeName == "oauth2-client-credentials")
@@ -144,13 +144,13 @@ struct ConfigurationSchemaTests {
 
     @Test("the loader accepts exactly what the schema accepts, sample by sample")
     func loaderMatchesSchema() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         var paths: [String] = []
         for (index, sample) in Self.samples.enumerated() {
             paths.append(try fixture.directory.write("sample-\(index).yaml", sample.yaml))
         }
-        let verdicts = try Self.pythonVerdicts(paths)
+        let verdicts = try await Self.pythonVerdicts(paths)
         for (sample, path) in zip(Self.samples, paths) {
             let schemaErrors = try #require(verdicts[path])
             var loaderProblems: [ConfigurationProblem] = []
@@ -166,7 +166,7 @@ struct ConfigurationSchemaTests {
 
     @Test("rules only the loader can check: the schema accepts these, the loader refuses them")
     func loaderOnlyRules() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         let samples: [(String, String, String)] = [
             ("duplicate peer names", ConfigurationFixture.minimal.replacingOccurrences(of: "name: p1", with: "name: hub"), "providers[0].name"),
@@ -181,7 +181,7 @@ struct ConfigurationSchemaTests {
         for (index, sample) in samples.enumerated() {
             paths.append(try fixture.directory.write("loader-only-\(index).yaml", sample.1))
         }
-        let verdicts = try Self.pythonVerdicts(paths)
+        let verdicts = try await Self.pythonVerdicts(paths)
         for (sample, path) in zip(samples, paths) {
             #expect(verdicts[path] == [], "schema on \(sample.0)")
             do {

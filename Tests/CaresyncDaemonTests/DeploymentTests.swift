@@ -24,23 +24,23 @@ struct DeploymentTests {
     }
 
     @Test("systemd-analyze verify accepts Deploy/caresync.service")
-    func verify() throws {
+    func verify() async throws {
         guard let analyze = Self.systemdAnalyze() else { return }
         let directory = try TemporaryDirectory(prefix: "caresync-unit")
         defer { directory.remove() }
         let unit = try unitForBuiltBinary(in: directory)
-        let result = try Tool.run(analyze, ["verify", unit])
+        let result = try await Tool.run(analyze, ["verify", unit])
         #expect(result.status == 0, "\(result.output)\(result.errors)")
         #expect(!result.errors.contains("caresync.service"), "warnings about the unit: \(result.errors)")
     }
 
     @Test("systemd-analyze security rates the unit's exposure at most 2.0")
-    func exposure() throws {
+    func exposure() async throws {
         guard let analyze = Self.systemdAnalyze() else { return }
         let directory = try TemporaryDirectory(prefix: "caresync-unit")
         defer { directory.remove() }
         let unit = try unitForBuiltBinary(in: directory)
-        let result = try Tool.run(analyze, ["security", "--offline=true", "--no-pager", unit])
+        let result = try await Tool.run(analyze, ["security", "--offline=true", "--no-pager", unit])
         let line = try #require(result.output.split(separator: "\n").first { $0.contains("Overall exposure level") }, "\(result.output)\(result.errors)")
         let figure = try #require(line.split(separator: ":").last?.split(separator: " ").first.flatMap { Double($0) }, "\(line)")
         print("systemd-analyze security --offline=true: \(line.trimmingCharacters(in: .whitespaces))")
@@ -51,12 +51,12 @@ struct DeploymentTests {
     }
 
     /// Credentials and the example configuration, for running the real binary.
-    func exampleEnvironment(_ directory: TemporaryDirectory) throws -> [String: String] {
-        ["CREDENTIALS_DIRECTORY": try ConfigurationSchemaTests.exampleCredentials(in: directory).path]
+    func exampleEnvironment(_ directory: TemporaryDirectory) async throws -> [String: String] {
+        await ["CREDENTIALS_DIRECTORY": try ConfigurationSchemaTests.exampleCredentials(in: directory).path]
     }
 
     @Test("the binary runs with writable-and-executable memory refused (MemoryDenyWriteExecute) and no new privileges")
-    func memoryDenyWriteExecute() throws {
+    func memoryDenyWriteExecute() async throws {
         let directory = try TemporaryDirectory(prefix: "caresync-mdwe")
         defer { directory.remove() }
         let binary = try TestPaths.product("caresync").path
@@ -73,7 +73,7 @@ struct DeploymentTests {
             os.execv(sys.argv[1], sys.argv[1:])
             """
         let example = TestPaths.repositoryRoot.appendingPathComponent("Deploy/caresync.example.yaml").path
-        let result = try Tool.run(
+        let result = try await Tool.run(
             "python3", ["-c", script, binary, "check-config", "--config", example], environment: try exampleEnvironment(directory))
         if result.output.hasPrefix("skipped:") {
             print(result.output)
@@ -84,7 +84,7 @@ struct DeploymentTests {
     }
 
     @Test("the binary runs with only the process part of /proc visible (ProtectProc=invisible, ProcSubset=pid)")
-    func procSubset() throws {
+    func procSubset() async throws {
         let directory = try TemporaryDirectory(prefix: "caresync-proc")
         defer { directory.remove() }
         guard getuid() == 0, let unshare = Tool.find("unshare") else {
@@ -94,7 +94,7 @@ struct DeploymentTests {
         let binary = try TestPaths.product("caresync").path
         let example = TestPaths.repositoryRoot.appendingPathComponent("Deploy/caresync.example.yaml").path
         let command = "mount -t proc -o subset=pid,hidepid=invisible proc /proc || exit 77; test ! -e /proc/cpuinfo || exit 78; exec \"$0\" check-config --config \"$1\""
-        let result = try Tool.run(unshare, ["--mount", "--pid", "--fork", "sh", "-c", command, binary, example], environment: try exampleEnvironment(directory))
+        let result = try await Tool.run(unshare, ["--mount", "--pid", "--fork", "sh", "-c", command, binary, example], environment: try exampleEnvironment(directory))
         if result.status == 77 || (result.status != 0 && result.errors.contains("unshare")) {
             print("skipped: cannot mount a private /proc here: \(result.errors)")
             return
@@ -104,13 +104,13 @@ struct DeploymentTests {
     }
 
     @Test("install.sh lays out binary, unit, configuration and credentials under DESTDIR, and keeps an edited configuration")
-    func install() throws {
+    func install() async throws {
         let stage = try TemporaryDirectory(prefix: "caresync-install")
         defer { stage.remove() }
         let binary = try TestPaths.product("caresync").path
         let script = TestPaths.repositoryRoot.appendingPathComponent("Deploy/install.sh").path
         let environment = ["DESTDIR": stage.url.path, "PREFIX": "/usr"]
-        let first = try Tool.run(script, [binary], environment: environment)
+        let first = try await Tool.run(script, [binary], environment: environment)
         #expect(first.status == 0, "\(first.output)\(first.errors)")
         let root = stage.url.path
         let manager = FileManager.default
@@ -125,12 +125,12 @@ struct DeploymentTests {
         #expect((credentials[.posixPermissions] as? Int) == 0o700)
 
         try "# edited by the operator\n".write(toFile: root + "/etc/caresync/caresync.yaml", atomically: true, encoding: .utf8)
-        let second = try Tool.run(script, [binary], environment: environment)
+        let second = try await Tool.run(script, [binary], environment: environment)
         #expect(second.status == 0)
         #expect(second.output.contains("kept the existing /etc/caresync/caresync.yaml"))
         #expect(try String(contentsOfFile: root + "/etc/caresync/caresync.yaml", encoding: .utf8) == "# edited by the operator\n")
 
-        let missing = try Tool.run(script, ["/nonexistent/caresync"], environment: environment)
+        let missing = try await Tool.run(script, ["/nonexistent/caresync"], environment: environment)
         #expect(missing.status == 2)
     }
 }

@@ -168,7 +168,7 @@ struct ConfigurationReloadTests {
         let applied = Mutex<[CaresyncConfiguration]>([])
 
         init() async throws {
-            fixture = try ConfigurationFixture()
+            fixture = try await ConfigurationFixture()
             path = try fixture.directory.write("caresync.yaml", ConfigurationFixture.minimal)
             listener = try NotifySocketListener()
         }
@@ -313,7 +313,7 @@ final class StandInEngine: Service, Sendable {
 struct OperationalServicesTests {
     @Test("in a ServiceGroup: READY from the engine, watchdog pings, /metrics served, STOPPING=1 before the engine drains")
     func serviceGroup() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         let path = try fixture.directory.write("caresync.yaml", ConfigurationFixture.minimal + "\nmetrics: {listen: 127.0.0.1:0}\n")
         let loader = ConfigurationLoader(filePath: path, environment: fixture.environment())
@@ -357,7 +357,7 @@ struct OperationalServicesTests {
 
     @Test("a reload re-reads bearer token files; when the engine refuses the new configuration the tokens stay as they were")
     func tokensFollowReloads() async throws {
-        let fixture = try ConfigurationFixture()
+        let fixture = try await ConfigurationFixture()
         defer { fixture.directory.remove() }
         let base = ConfigurationFixture.minimal.replacingOccurrences(
             of: "    mode: read-write\n    auth: {type: none}", with: "    mode: read-write\n    auth: {type: bearer, tokenFile: credentials/northfield-token}")

@@ -59,6 +59,8 @@ public final class ChildProcess: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
+        // The line may have come while this task waited for a thread past the deadline.
+        if let line = output.first(where: predicate) { return line }
         throw ChildProcessError.timedOut(stdout: output.suffix(20).joined(separator: "\n"), stderr: errors.suffix(20).joined(separator: "\n"))
     }
 

@@ -47,27 +47,16 @@ struct ElementTableOracleTests {
     }
 
     @Test("every table agrees with FHIR 4.0.1: names, cardinality, choice groups and types")
-    func tablesMatchFHIRClient() throws {
+    func tablesMatchFHIRClient() async throws {
         let script = TestPaths.repositoryRoot.appendingPathComponent("Tests/Oracles/r4_element_tables.py")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script.path]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(Self.tablesJSON().serialized()))
-        try input.fileHandleForWriting.close()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        if process.terminationStatus == 3 {
+        let result = try await Tool.run("python3", [script.path], input: Data(Self.tablesJSON().serialized()))
+        let text = result.output + result.errors
+        if result.status == 3 {
             try #require(ProcessInfo.processInfo.environment["CI"] != "true", "fhirclient is missing in CI: \(text)")
             print("skipped: \(text)")
             return
         }
-        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(result.status == 0, "\(text)")
         #expect(text.contains("compared 55 structures") && text.contains(": 0 differences"), "\(text)")
     }
 

@@ -32,7 +32,7 @@ struct PeersCommandTests {
         let certificate: String
         let key: String
 
-        init(in directory: TemporaryDirectory) throws {
+        init(in directory: TemporaryDirectory) async throws {
             let base = directory.path("tls").path
             try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
             ca = base + "/ca.pem"
@@ -47,12 +47,7 @@ struct PeersCommandTests {
                 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
                 openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext 2>/dev/null
                 """
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", script]
-            try process.run()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else { throw CertificateError() }
+            guard try await Tool.run("/bin/sh", ["-c", script]).status == 0 else { throw CertificateError() }
         }
 
         struct CertificateError: Error {}
@@ -97,7 +92,7 @@ struct PeersCommandTests {
     func probeHealthy() async throws {
         let fixture = try StateFixture()
         defer { fixture.directory.remove() }
-        let tls = try Certificates(in: fixture.directory)
+        let tls = try await Certificates(in: fixture.directory)
         let hub = try await Peer(["--cert", tls.certificate, "--key", tls.key, "--token", Self.token])
         let config = try configuration(fixture, tls: tls, hubPort: hub.port, trustAPort: 9)
 
@@ -156,7 +151,7 @@ struct PeersCommandTests {
     func probeProblems() async throws {
         let fixture = try StateFixture()
         defer { fixture.directory.remove() }
-        let tls = try Certificates(in: fixture.directory)
+        let tls = try await Certificates(in: fixture.directory)
         let hub = try await Peer(["--cert", tls.certificate, "--key", tls.key, "--token", "another-token"])
         let dstu3 = try await Peer(["--fhir-version", "3.0.2"])
         let config = try configuration(fixture, tls: tls, hubPort: hub.port, trustAPort: dstu3.port)
@@ -201,7 +196,7 @@ struct PeersCommandTests {
         let store = try await fixture.openWriter()
         try await store.registerPeer(PeerDescriptor(name: "old-trust", ods: "RX9", baseURL: "https://old.example.nhs.uk/fhir", mode: .readOnly))
         store.close()
-        let tls = try Certificates(in: fixture.directory)
+        let tls = try await Certificates(in: fixture.directory)
         let config = try configuration(fixture, tls: tls, hubPort: 9, trustAPort: 9)
 
         let result = try await caresync(["peers", "--config", config])

@@ -104,7 +104,7 @@ struct FHIRClientTests {
 
     @Test("bad answers are refused with a clear error: a next link to another host or outside the base, HTML, an entry without a resource")
     func badAnswers() async throws {
-        let server = try FakeR5Server(script: "odd_peer.py")
+        let server = try await FakeR5Server(script: "odd_peer.py")
         defer { server.stop() }
         let http = HTTPClient()
         defer { http.shutdown() }

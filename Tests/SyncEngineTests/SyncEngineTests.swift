@@ -271,7 +271,7 @@ struct SyncEngineTests {
     func hubNotR4IsRefused() async throws {
         let cluster = try await Cluster(providers: [("trust-a", "RA1", .readWrite)])
         try await Records.seed(cluster, peer: "trust-a", patients: Records.patients(1), prefix: "A")
-        let server = try FakeR5Server()
+        let server = try await FakeR5Server()
         defer { server.stop() }
         let r5 = try FHIRClient(endpoint: FHIREndpoint(name: "hub", baseURL: server.baseURL), http: cluster.http)
         let (engine, store) = try await cluster.engine(clientOverrides: ["hub": r5])

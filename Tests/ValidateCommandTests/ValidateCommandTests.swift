@@ -143,7 +143,7 @@ struct ValidateCommandTests {
             #expect(report[2]["errors"]?.arrayValue?.first?["path"] == "")
 
             let output = try workspace.file("output.json", text)
-            try checkAgainstSchema(output, workspace: workspace)
+            try await checkAgainstSchema(output, workspace: workspace)
         }
     }
 
@@ -151,7 +151,7 @@ struct ValidateCommandTests {
     func schemaRejectsBadOutput() async throws {
         try await withWorkspace { workspace in
             let wrongShape = try workspace.file("bad.json", #"[{"file":"a","valid":true,"errors":[{"path":"","code":"Not Kebab","message":"m"}]}]"#)
-            #expect(throws: SchemaCheckError.self) { try checkAgainstSchema(wrongShape, workspace: workspace) }
+            await #expect(throws: SchemaCheckError.self) { try await checkAgainstSchema(wrongShape, workspace: workspace) }
         }
     }
 
@@ -160,7 +160,7 @@ struct ValidateCommandTests {
     }
 
     /// Validates the JSON file at `path` with Python `jsonschema` against `Schemas/cli/validate.schema.json`.
-    func checkAgainstSchema(_ path: String, workspace: Workspace) throws {
+    func checkAgainstSchema(_ path: String, workspace: Workspace) async throws {
         let schema = TestPaths.repositoryRoot.appendingPathComponent("Schemas/cli/validate.schema.json").path
         let script = try workspace.file(
             "check.py",
@@ -176,20 +176,13 @@ struct ValidateCommandTests {
             for error in errors: print(error.message)
             sys.exit(1 if errors else 0)
             """)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, schema, path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        if process.terminationStatus == 3 {
+        let result = try await Tool.run("python3", [script, schema, path])
+        let output = result.output + result.errors
+        if result.status == 3 {
             try #require(ProcessInfo.processInfo.environment["CI"] != "true", "jsonschema is missing in CI")
             print("skipped the schema check: \(output)")
             return
         }
-        guard process.terminationStatus == 0 else { throw SchemaCheckError(description: output) }
+        guard result.status == 0 else { throw SchemaCheckError(description: output) }
     }
 }

@@ -8,19 +8,12 @@ final class FakeR5Server: Sendable {
     let port: Int
 
     /// Starts `Servers/<script>` (default the R5 stand-in; `odd_peer.py` answers badly on purpose).
-    init(script name: String = "r5_server.py") throws {
+    init(script name: String = "r5_server.py") async throws {
         let script = TestPaths.repositoryRoot.appendingPathComponent("Tests/SyncEngineTests/Servers/\(name)")
         process = try ChildProcess(executable: URL(fileURLWithPath: "/usr/bin/env"), arguments: ["python3", script.path])
-        var port: Int?
-        let deadline = Date().addingTimeInterval(30)
-        while port == nil, Date() < deadline {
-            if let line = process.output.first(where: { $0.hasPrefix("listening on 127.0.0.1:") }) {
-                port = Int(line.dropFirst("listening on 127.0.0.1:".count))
-            } else {
-                Thread.sleep(forTimeInterval: 0.02)
-            }
-        }
-        guard let port else { throw TestFailure("the R5 stand-in did not start: \(process.errors)") }
+        let prefix = "listening on 127.0.0.1:"
+        let line = try await process.waitForLine { $0.hasPrefix(prefix) }
+        guard let port = Int(line.dropFirst(prefix.count)) else { throw TestFailure("the R5 stand-in did not start: \(process.errors)") }
         self.port = port
     }
 
