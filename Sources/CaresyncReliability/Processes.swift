@@ -45,10 +45,11 @@ final class Child: @unchecked Sendable {
         reader.start()
     }
 
+    /// Kills a process still running; Foundation's own monitor reaps it. No wait here: a deinit can run on
+    /// a Dispatch thread, where `waitUntilExit` spins its run loop and can keep that monitor from running.
     deinit {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
         }
     }
 
@@ -85,12 +86,9 @@ final class Child: @unchecked Sendable {
         while process.isRunning {
             if ContinuousClock.now > deadline {
                 kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-                break
             }
             try? await Task.sleep(for: .milliseconds(10))
         }
-        process.waitUntilExit()
         return process.terminationStatus
     }
 

@@ -33,10 +33,11 @@ public final class ChildProcess: @unchecked Sendable {
         ]
     }
 
+    /// Kills a process still running; Foundation's own monitor reaps it. No wait here: a deinit can run on
+    /// a Dispatch thread, where `waitUntilExit` spins its run loop and can keep that monitor from running.
     deinit {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
         }
     }
 
@@ -76,7 +77,7 @@ public final class ChildProcess: @unchecked Sendable {
         while process.isRunning {
             if Date() > deadline {
                 send(SIGKILL)
-                process.waitUntilExit()
+                while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
                 throw ChildProcessError.timedOut(stdout: output.suffix(20).joined(separator: "\n"), stderr: errors.suffix(20).joined(separator: "\n"))
             }
             try await Task.sleep(for: .milliseconds(10))
