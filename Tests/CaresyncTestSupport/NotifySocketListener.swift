@@ -1,6 +1,5 @@
-import Foundation
+public import Foundation
 import Synchronization
-import Testing
 
 #if canImport(Glibc)
 import Glibc
@@ -8,15 +7,15 @@ import Glibc
 
 /// A datagram socket standing in for systemd's notify socket: bound by the test (a path, or an abstract
 /// `@name`), collecting each message with the time it arrived, on its own thread.
-final class NotifySocketListener: Sendable {
+public final class NotifySocketListener: Sendable {
     /// What to put in `$NOTIFY_SOCKET`.
-    let address: String
+    public let address: String
     private let descriptor: Int32
     private let received = Mutex<[(message: String, at: ContinuousClock.Instant)]>([])
     private let stopped = Mutex(false)
     private let directory: String?
 
-    init(abstract: Bool = false) throws {
+    public init(abstract: Bool = false) throws {
         let name = "caresync-notify-\(UUID().uuidString.prefix(8))"
         var directory: String?
         var pathBytes: [UInt8]
@@ -32,7 +31,7 @@ final class NotifySocketListener: Sendable {
         }
         self.directory = directory
         descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        try #require(descriptor >= 0)
+        guard descriptor >= 0 else { throw NotifySocketError("socket: \(String(cString: strerror(errno)))") }
         var socketAddress = sockaddr_un()
         socketAddress.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &socketAddress.sun_path) { $0.copyBytes(from: pathBytes) }
@@ -40,7 +39,7 @@ final class NotifySocketListener: Sendable {
         let bound = withUnsafePointer(to: &socketAddress) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
         }
-        try #require(bound == 0, "bind \(address): \(String(cString: strerror(errno)))")
+        guard bound == 0 else { throw NotifySocketError("bind \(address): \(String(cString: strerror(errno)))") }
         Thread { [self] in self.receiveLoop() }.start()
     }
 
@@ -49,7 +48,7 @@ final class NotifySocketListener: Sendable {
         if let directory { try? FileManager.default.removeItem(atPath: directory) }
     }
 
-    func stop() {
+    public func stop() {
         stopped.withLock { $0 = true }
     }
 
@@ -66,21 +65,26 @@ final class NotifySocketListener: Sendable {
     }
 
     /// Every message so far.
-    var messages: [String] { received.withLock { $0.map(\.message) } }
+    public var messages: [String] { received.withLock { $0.map(\.message) } }
 
     /// Every message so far with its arrival time.
-    var timedMessages: [(message: String, at: ContinuousClock.Instant)] { received.withLock { $0 } }
+    public var timedMessages: [(message: String, at: ContinuousClock.Instant)] { received.withLock { $0 } }
 
     /// Waits until `predicate` holds for the messages; fails the test after `timeout` (a guard against a
     /// hang, not a speed requirement).
-    func wait(timeout: Duration = .seconds(60), until predicate: ([String]) -> Bool) async throws {
+    public func wait(timeout: Duration = .seconds(60), until predicate: ([String]) -> Bool) async throws {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while !predicate(messages) {
             if ContinuousClock.now > deadline {
-                Issue.record("timed out waiting; messages so far: \(messages)")
-                throw CancellationError()
+                throw NotifySocketError("timed out waiting; messages so far: \(messages)")
             }
             try await Task.sleep(for: .milliseconds(10))
         }
     }
+}
+
+/// The notify socket could not be set up, or the awaited messages did not come.
+public struct NotifySocketError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }
