@@ -570,25 +570,28 @@ extension SQLiteStateStore {
     }
 
     public func audit(nhsNumber: NHSNumber?, since: Int64?, limit: Int) async throws(StateStoreError) -> [AuditEntry] {
-        try await readTransaction { db in
-            var conditions: [String] = []
-            var arguments: StatementArguments = []
-            if let nhsNumber {
-                conditions.append("nhs_number = ?")
-                arguments += [nhsNumber.digits]
-            }
-            if let since {
-                conditions.append("at >= ?")
-                arguments += [since]
-            }
-            arguments += [limit]
-            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-            return try Row.fetchAll(
-                db,
-                sql: "SELECT \(Columns.audit) FROM audit \(filter) ORDER BY seq LIMIT ?",
-                arguments: arguments
-            ).map(Decode.auditEntry)
+        try await readTransaction { db in try Self.auditEntries(db, nhsNumber: nhsNumber, since: since, limit: limit, newest: false) }
+    }
+
+    /// Up to `limit` audit entries, optionally for one patient and/or from a time on: the oldest ones, or
+    /// the `newest` ones; oldest first either way.
+    static func auditEntries(_ db: Database, nhsNumber: NHSNumber?, since: Int64?, limit: Int, newest: Bool) throws -> [AuditEntry] {
+        var conditions: [String] = []
+        var arguments: StatementArguments = []
+        if let nhsNumber {
+            conditions.append("nhs_number = ?")
+            arguments += [nhsNumber.digits]
         }
+        if let since {
+            conditions.append("at >= ?")
+            arguments += [since]
+        }
+        arguments += [limit]
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        let entries = try Row.fetchAll(
+            db, sql: "SELECT \(Columns.audit) FROM audit \(filter) ORDER BY seq \(newest ? "DESC" : "ASC") LIMIT ?", arguments: arguments
+        ).map(Decode.auditEntry)
+        return newest ? entries.reversed() : entries
     }
 
     public func verifyAuditChain() async throws(StateStoreError) -> AuditVerification {

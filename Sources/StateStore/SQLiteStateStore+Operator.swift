@@ -9,23 +9,7 @@ extension SQLiteStateStore {
     public func latestAudit(nhsNumber: NHSNumber?, since: Int64?, limit: Int) async throws(StateStoreError) -> [AuditEntry] {
         guard limit > 0 else { throw StateStoreError(.invalidArgument, "an audit listing needs a positive limit") }
         return try await readTransaction { db in
-            var conditions: [String] = []
-            var arguments: StatementArguments = []
-            if let nhsNumber {
-                conditions.append("nhs_number = ?")
-                arguments += [nhsNumber.digits]
-            }
-            if let since {
-                conditions.append("at >= ?")
-                arguments += [since]
-            }
-            arguments += [limit]
-            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-            return try Row.fetchAll(
-                db,
-                sql: "SELECT \(Columns.audit) FROM audit \(filter) ORDER BY seq DESC LIMIT ?",
-                arguments: arguments
-            ).map(Decode.auditEntry).reversed()
+            try Self.auditEntries(db, nhsNumber: nhsNumber, since: since, limit: limit, newest: true)
         }
     }
 

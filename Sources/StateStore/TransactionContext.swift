@@ -340,25 +340,6 @@ final class TransactionContext {
 /// `X-Request-ID` values: random (version 4) UUIDs in lower-case text.
 enum RequestID {
     static func make() -> String {
-        var generator = SystemRandomNumberGenerator()
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for index in stride(from: 0, to: 16, by: 8) {
-            var word = generator.next()
-            for offset in 0..<8 {
-                bytes[index + offset] = UInt8(truncatingIfNeeded: word)
-                word >>= 8
-            }
-        }
-        bytes[6] = (bytes[6] & 0x0F) | 0x40
-        bytes[8] = (bytes[8] & 0x3F) | 0x80
-        let digits = Array("0123456789abcdef".utf8)
-        var text = [UInt8]()
-        text.reserveCapacity(36)
-        for (index, byte) in bytes.enumerated() {
-            if index == 4 || index == 6 || index == 8 || index == 10 { text.append(UInt8(ascii: "-")) }
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
+        UUID().uuidString.lowercased()
     }
 }
