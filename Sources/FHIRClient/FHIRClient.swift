@@ -261,14 +261,7 @@ public struct FHIRClient: Sendable {
     private func rawPage(at url: String) async throws(FHIRClientError) -> RawBundlePage {
         let response = try await exchange(.get, url: url, requestID: RequestIdentifier.make())
         let shown = Self.withoutQuery(url)
-        guard let contentType = response.headers["Content-Type"]?.lowercased(),
-            contentType.hasPrefix("application/fhir+json") || contentType.hasPrefix("application/json")
-        else {
-            throw FHIRClientError(
-                .malformedResponse,
-                "the answer's Content-Type is \(response.headers["Content-Type"].map { "\"\($0)\"" } ?? "absent"), not application/fhir+json",
-                url: shown)
-        }
+        try Self.requireJSONContentType(response, url: shown)
         let body = response.body
         var page = RawBundlePage(resources: [], serverTime: nil, next: nil)
         var resourceType: String?
@@ -513,8 +506,8 @@ public struct FHIRClient: Sendable {
             outcome: outcome, isRetriable: FHIRClientError.isRetriable(status: response.status) || response.status == 401)
     }
 
-    private func jsonBody(_ response: HTTPResponse, url: String) throws(FHIRClientError) -> JSON {
-        let shown = Self.withoutQuery(url)
+    /// Refuses an answer whose `Content-Type` is not FHIR JSON (or plain JSON).
+    private static func requireJSONContentType(_ response: HTTPResponse, url shown: String) throws(FHIRClientError) {
         guard let contentType = response.headers["Content-Type"]?.lowercased(),
             contentType.hasPrefix("application/fhir+json") || contentType.hasPrefix("application/json")
         else {
@@ -523,6 +516,11 @@ public struct FHIRClient: Sendable {
                 "the answer's Content-Type is \(response.headers["Content-Type"].map { "\"\($0)\"" } ?? "absent"), not application/fhir+json",
                 url: shown)
         }
+    }
+
+    private func jsonBody(_ response: HTTPResponse, url: String) throws(FHIRClientError) -> JSON {
+        let shown = Self.withoutQuery(url)
+        try Self.requireJSONContentType(response, url: shown)
         do {
             return try JSON.parse(response.body, options: JSONParseOptions(maxDepth: 128))
         } catch {
