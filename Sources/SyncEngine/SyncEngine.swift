@@ -553,8 +553,13 @@ public final class SyncEngine: Sendable {
                 var seen = Set<VersionKey>()
                 for entry in window.reversed() where entry.at >= threshold {
                     seen.insert(entry.key)
-                    if seen.count >= 2000 { break }
+                    if seen.count >= Self.seenLimit { break }
                 }
+                // Keep only what a later page's `seen` can still take: at or after this threshold (pages
+                // come sorted, so thresholds only rise), at most the newest `seenLimit`. Memory stays flat
+                // however many pages one pull reads (a first pull reads the peer's every record).
+                window.removeAll { $0.at < threshold }
+                if window.count > Self.seenLimit { window.removeFirst(window.count - Self.seenLimit) }
                 let next = SyncCursor(serverTime: cursorInstant.text, seen: seen, newest: newest)
                 let moved = (currentCursor.flatMap { FHIRInstant($0.serverTime) }).map {
                     cursorInstant.millisecondsSinceEpoch - $0.millisecondsSinceEpoch >= margin
@@ -576,6 +581,9 @@ public final class SyncEngine: Sendable {
         if reread, !isStopping { rereading.withLock { _ = $0[peer.name]?.remove(type) } }
         return total
     }
+
+    /// The most versions a cursor remembers as seen inside its `clockSkewMargin` window.
+    static let seenLimit = 2000
 
     /// What became of the newest version pulled before from a (peer, type).
     enum NewestCheck: Equatable {
