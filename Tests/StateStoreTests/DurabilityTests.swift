@@ -17,6 +17,7 @@ struct DurabilityTests {
         #expect(try store.writerPragma("synchronous") == "2")  // FULL
         #expect(try store.writerPragma("wal_autocheckpoint") == "1000")
         #expect(try store.writerPragma("journal_size_limit") == String(64 << 20))
+        #expect(try store.writerPragma("page_size") == "16384", "a new file holds several 2–4 KB records per page")
         try store.checkpoint(truncate: true)
     }
 

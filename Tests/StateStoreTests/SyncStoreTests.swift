@@ -1,5 +1,6 @@
 import CaresyncTestSupport
 import FHIRModel
+import GRDB
 import StateStore
 import Testing
 
@@ -141,5 +142,27 @@ struct SyncStoreTests {
         #expect(try await store.cursor(peer: "trust-a", resourceType: .carePlan) != nil)
         try await store.resetCursors(peer: "trust-a", resourceType: nil)
         #expect(try await store.cursor(peer: "trust-a", resourceType: .carePlan) == nil)
+    }
+
+    @Test("a merged inbox row keeps its version key but not its content; a quarantined one keeps its content; the version is not stored again")
+    func mergedInboxContentCleared() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.directory.remove() }
+        let store = try await fixture.openWriter()
+        let inbox = try await pull(store, ["a", "b"])
+        _ = try await store.commitMerges([
+            MergeCommit(inboxID: inbox[0].id, outcome: .merged, pushes: [push("plan-a", "{}")]),
+            MergeCommit(inboxID: inbox[1].id, outcome: .quarantined(reason: "bad")),
+        ])
+        #expect(try await pull(store, ["a", "b"]).isEmpty, "the same versions pulled again are not stored again")
+        store.close()
+        let raw = try DatabaseQueue(path: fixture.databasePath)
+        let rows = try raw.read { db in
+            try Row.fetchAll(db, sql: "SELECT local_id, state, length(content) AS bytes FROM inbox ORDER BY local_id")
+        }
+        #expect(rows.map { $0["local_id"] as String } == ["a", "b"])
+        #expect(rows.map { $0["state"] as String } == ["merged", "quarantined"])
+        #expect(rows[0]["bytes"] as Int == 0)
+        #expect(rows[1]["bytes"] as Int == inboxRecord("b").content.count)
     }
 }
