@@ -766,6 +766,7 @@ public final class SyncEngine: Sendable {
         var report = SyncReport()
         guard let client = clients[peer.name] else { return (report, nil) }
         let lease = settings.leaseDuration.milliseconds
+        var recording: Task<SyncReport, Never>?
         while !isStopping {
             let leased: [LeasedPush]
             do {
@@ -781,10 +782,15 @@ public final class SyncEngine: Sendable {
             if leased.isEmpty { break }
             await setState(peer.name, .syncing, detail: nil)
             let answers = await send(leased, to: client)
-            report.add(await record(answers, for: leased, peer: peer, client: client))
+            // The answers of one batch are recorded while the next batch is leased and sent. Safe: a
+            // record's later push is not leased while its earlier one still holds a lease, so the batch
+            // on the wire never holds a push that depends on an answer not recorded yet.
+            if let previous = recording { report.add(await previous.value) }
+            recording = Task { await self.record(answers, for: leased, peer: peer, client: client) }
             observer?.heartbeat("push:\(peer.name)", deadline: heartbeatDeadline)
             if answers.allSatisfy({ if case .failed = $0 { true } else { false } }) { break }
         }
+        if let previous = recording { report.add(await previous.value) }
         totals.withLock { $0.add(report) }
         let next = try? await store.queue(peer: peer.name, limit: 1)
         if next?.depth ?? 0 == 0, report.retried == 0 { await setState(peer.name, .idle, detail: nil) }

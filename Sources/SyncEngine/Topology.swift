@@ -66,7 +66,7 @@ public struct EngineSettings: Sendable, Hashable {
     public var pageSize: Int
     /// How far before the cursor each pull starts (`_lastUpdated=ge{cursor − margin}`).
     public var clockSkewMargin: Duration
-    /// Pushes sent in one `batch` Bundle at most.
+    /// Pushes sent in one Bundle at most.
     public var pushBatchSize: Int
     /// Inbox rows merged per state store transaction at most.
     public var mergeBatchSize: Int
@@ -78,7 +78,7 @@ public struct EngineSettings: Sendable, Hashable {
         resourceTypes: [ResourceType] = ResourceType.synchronised,
         pageSize: Int = 100,
         clockSkewMargin: Duration = .seconds(5),
-        pushBatchSize: Int = 100,
+        pushBatchSize: Int = 250,
         mergeBatchSize: Int = 200,
         leaseDuration: Duration = .seconds(120)
     ) {
