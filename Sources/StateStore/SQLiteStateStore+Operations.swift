@@ -62,14 +62,13 @@ extension SQLiteStateStore {
                 for cursor in try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT resource_type, server_time, seen, newest_id, newest_version_id, newest_last_updated
+                        SELECT resource_type, server_time, newest_id, newest_version_id, newest_last_updated
                         FROM cursor WHERE peer = ?
                         """,
                     arguments: [name]
                 ) {
                     guard let type = ResourceType(rawValue: cursor[0]) else { continue }
-                    cursors[type] = SyncCursor(
-                        serverTime: cursor[1], seen: Decode.decodeSeen(cursor[2]), newest: Decode.newestMark(cursor, from: 3))
+                    cursors[type] = SyncCursor(serverTime: cursor[1], newest: Decode.newestMark(cursor, from: 2))
                 }
                 statuses.append(
                     PeerStatus(

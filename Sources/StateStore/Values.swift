@@ -700,6 +700,8 @@ public struct PeerStatus: Sendable, Hashable {
     public var oldestEnqueuedAt: Int64?
     public var deadLetters: Int
     public var openConflicts: Int
+    /// Each type's pull cursor: its server time and newest version; `seen` is left empty (only a pull needs
+    /// it, through `cursor(peer:resourceType:)`, and it holds up to 2,000 versions per cursor).
     public var cursors: [ResourceType: SyncCursor]
     public var lastSuccessAt: Int64?
     public var lastError: String?
