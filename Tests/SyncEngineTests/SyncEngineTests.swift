@@ -52,6 +52,33 @@ struct SyncEngineTests {
         #expect((again.decided[.merged] ?? 0) + (again.decided[.conflict] ?? 0) == 0)
     }
 
+    @Test("a version that becomes visible after a later-stamped one was pulled (a late commit) is still pulled: the cursor's skew margin")
+    func lateCommitWithinTheMarginIsPulled() async throws {
+        let cluster = try await Cluster(providers: [("trust-a", "RA1", .readWrite)])
+        let patient = Records.patients(1)[0]
+        let system = Records.carePlanSystem("trust-a")
+        var settings = Cluster.fastSettings
+        settings.clockSkewMargin = .seconds(10)
+        let trustA = LateCommitPeer(try cluster.client("trust-a"))
+        // CP-LATE is stamped first but commits last: searches do not show it until it is released.
+        trustA.hide(try await cluster.create("trust-a", Records.carePlan("trust-a", "CP-LATE", patient: patient)))
+        try await Task.sleep(for: .milliseconds(20))
+        try await cluster.create("trust-a", Records.carePlan("trust-a", "CP-1", patient: patient))
+
+        for round in 1...2 {
+            let (engine, store) = try await cluster.engine(settings: settings, clientOverrides: ["trust-a": trustA])
+            let report = try await engine.syncUntilQuiescent()
+            store.close()
+            #expect(report.deadLettered == 0)
+            #expect(try await cluster.record("hub", .carePlan, "\(system)|CP-1") != nil)
+            #expect(
+                try await cluster.record("hub", .carePlan, "\(system)|CP-LATE") != nil || round == 1,
+                "the late commit, stamped before the newest version pulled, reached the hub")
+            trustA.releaseAll()
+        }
+        try await cluster.expectConverged()
+    }
+
     @Test("concurrent edits on both sides merge by the policy and reach every copy")
     func concurrentEditsMerge() async throws {
         let cluster = try await Cluster()
