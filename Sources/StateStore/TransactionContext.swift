@@ -66,10 +66,7 @@ final class TransactionContext {
         }
         switch commit.outcome {
         case .merged:
-            // The merged content lives on in the bases and pushes; the row stays, without its copy, as the
-            // record that this version was received and merged (and so is not stored again).
-            try db.cachedStatement(
-                sql: "UPDATE inbox SET state = 'merged', outcome = NULL, processed_at = ?, content = X'' WHERE id = ?")
+            try db.cachedStatement(sql: "UPDATE inbox SET state = 'merged', outcome = NULL, processed_at = ? WHERE id = ?")
                 .execute(arguments: [now, commit.inboxID])
         case .quarantined(let reason):
             try db.cachedStatement(sql: "UPDATE inbox SET state = 'quarantined', outcome = ?, processed_at = ? WHERE id = ?")
