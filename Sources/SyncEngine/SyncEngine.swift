@@ -78,6 +78,8 @@ public final class SyncEngine: Sendable {
     private let lastContact = Mutex<[String: Int64]>([:])
     /// Per peer, the types still to be read again after its store was found restored.
     private let rereading = Mutex<[String: Set<ResourceType>]>([:])
+    /// When each `peer|type` last read its whole `clockSkewMargin` window to the end (monotonic time).
+    private let lastSweep = Mutex<[String: ContinuousClock.Instant]>([:])
     /// Set while the state store cannot be written for lack of space: the loops pause until `retryAt`.
     private let storageOutage = Mutex<StorageOutage?>(nil)
     private let totals = Mutex(SyncReport())
@@ -461,19 +463,29 @@ public final class SyncEngine: Sendable {
         return report
     }
 
-    /// One pull of (peer, type): `_lastUpdated=ge{cursor − margin}` (earlier when the newest version pulled
-    /// before is older, so it comes back first), sorted, paged by `next`; each page stored with the cursor
-    /// after it in one transaction. A peer that went backwards (its time before the cursor, or the newest
-    /// version pulled before gone or older) is reported and read again from the start. Returns how many
-    /// versions were new.
+    /// One pull of (peer, type), sorted by `_lastUpdated` and paged by `next`, each page stored with the
+    /// cursor after it in one transaction. A **sweep** reads `ge{cursor − margin}` (earlier when the newest
+    /// version pulled before is older, so it comes back first) and moves the cursor; until the next sweep is
+    /// due (`sweepInterval`, by default one margin), a pull reads only `ge{newest version pulled}` and leaves
+    /// the cursor's time where the sweep put it, so the next sweep still reads every version stamped up to
+    /// a margin before it (a late commit arrives within one sweep interval). A peer that went backwards (its time
+    /// before the cursor, or the newest version pulled before gone or older) is reported and read again
+    /// from the start. Returns how many versions were new.
     func pull(_ peer: SyncPeer, type: ResourceType, client: any SyncPeerClient) async throws -> Int {
         let stored = try await store.cursor(peer: peer.name, resourceType: type)
         let cursorTime = stored.flatMap { FHIRInstant($0.serverTime) }
         let margin = settings.clockSkewMargin.milliseconds
+        let reread = rereading.withLock { $0[peer.name]?.contains(type) ?? false }
+        let sweepKey = peer.name + "|" + type.rawValue
+        let started = ContinuousClock.now
+        let newestStamp = stored?.newest.flatMap { FHIRInstant($0.lastUpdated) }
+        let sweepEvery = settings.sweepInterval ?? settings.clockSkewMargin
+        let sweepDue = lastSweep.withLock { $0[sweepKey] }.map { started - $0 >= sweepEvery } ?? true
+        let sweep = sweepDue || reread || newestStamp == nil
         var parameters: [(String, String)] = [("_sort", "_lastUpdated"), ("_count", String(settings.pageSize))]
         if let cursorTime {
             var since = cursorTime.adding(milliseconds: -margin)
-            if let newest = stored?.newest.flatMap({ FHIRInstant($0.lastUpdated) }), newest < since { since = newest }
+            if let newestStamp, newestStamp < since || !sweep { since = newestStamp }
             parameters.insert(("_lastUpdated", "ge" + since.text), at: 0)
         }
         var page = try await client.searchPage(type, parameters)
@@ -504,7 +516,6 @@ public final class SyncEngine: Sendable {
                 return try await pull(peer, type: type, client: client)
             }
         }
-        let reread = rereading.withLock { $0[peer.name]?.contains(type) ?? false }
         let seenBefore = stored?.seen ?? []
         var window: [(key: VersionKey, at: Int64)] = []
         var total = 0
@@ -560,8 +571,10 @@ public final class SyncEngine: Sendable {
                 // however many pages one pull reads (a first pull reads the peer's every record).
                 window.removeAll { $0.at < threshold }
                 if window.count > Self.seenLimit { window.removeFirst(window.count - Self.seenLimit) }
-                let next = SyncCursor(serverTime: cursorInstant.text, seen: seen, newest: newest)
-                let moved = (currentCursor.flatMap { FHIRInstant($0.serverTime) }).map {
+                // Between sweeps the cursor's time stays where the last sweep put it.
+                let serverTime = sweep ? cursorInstant.text : (currentCursor?.serverTime ?? cursorInstant.text)
+                let next = SyncCursor(serverTime: serverTime, seen: seen, newest: newest)
+                let moved = sweep && (currentCursor.flatMap { FHIRInstant($0.serverTime) }).map {
                     cursorInstant.millisecondsSinceEpoch - $0.millisecondsSinceEpoch >= margin
                 } ?? true
                 if !records.isEmpty || moved || newest != currentCursor?.newest {
@@ -575,7 +588,11 @@ public final class SyncEngine: Sendable {
                 throw FHIRClientError(.malformedResponse, "the peer gave no server time for a page of results", url: type.rawValue)
             }
             observer?.heartbeat("pull:\(peer.name)", deadline: heartbeatDeadline)
-            guard let link = page.next, !isStopping else { break }
+            guard let link = page.next else {
+                if sweep { lastSweep.withLock { $0[sweepKey] = started } }
+                break
+            }
+            guard !isStopping else { break }
             page = try await client.nextPage(link)
         }
         if reread, !isStopping { rereading.withLock { _ = $0[peer.name]?.remove(type) } }

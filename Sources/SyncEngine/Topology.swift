@@ -64,8 +64,12 @@ public struct EngineSettings: Sendable, Hashable {
     public var resourceTypes: [ResourceType]
     /// `_count` of each search page.
     public var pageSize: Int
-    /// How far before the cursor each pull starts (`_lastUpdated=ge{cursor − margin}`).
+    /// How far before the cursor a sweep starts (`_lastUpdated=ge{cursor − margin}`): a version committed
+    /// later than that after its `lastUpdated` stamp can be missed.
     public var clockSkewMargin: Duration
+    /// How often a pull reads the whole margin window again (a sweep); the pulls in between read only
+    /// from the newest version already seen. `nil`: every `clockSkewMargin`.
+    public var sweepInterval: Duration?
     /// Pushes sent in one Bundle at most.
     public var pushBatchSize: Int
     /// Inbox rows merged per state store transaction at most.
@@ -80,7 +84,8 @@ public struct EngineSettings: Sendable, Hashable {
         clockSkewMargin: Duration = .seconds(5),
         pushBatchSize: Int = 250,
         mergeBatchSize: Int = 200,
-        leaseDuration: Duration = .seconds(120)
+        leaseDuration: Duration = .seconds(120),
+        sweepInterval: Duration? = nil
     ) {
         self.interval = interval
         self.resourceTypes = resourceTypes
@@ -89,6 +94,7 @@ public struct EngineSettings: Sendable, Hashable {
         self.pushBatchSize = pushBatchSize
         self.mergeBatchSize = mergeBatchSize
         self.leaseDuration = leaseDuration
+        self.sweepInterval = sweepInterval
     }
 }
 

@@ -81,6 +81,34 @@ struct SyncEngineTests {
         try await cluster.expectConverged()
     }
 
+    @Test("between sweeps a pull reads from the newest version seen; the next sweep of the margin window brings a late commit")
+    func lateCommitArrivesWithTheNextSweep() async throws {
+        let cluster = try await Cluster(providers: [("trust-a", "RA1", .readWrite)])
+        let patient = Records.patients(1)[0]
+        let system = Records.carePlanSystem("trust-a")
+        var settings = Cluster.fastSettings
+        settings.clockSkewMargin = .seconds(600)
+        settings.sweepInterval = .seconds(1)
+        let trustA = LateCommitPeer(try cluster.client("trust-a"))
+        trustA.hide(try await cluster.create("trust-a", Records.carePlan("trust-a", "CP-LATE", patient: patient)))
+        try await Task.sleep(for: .milliseconds(20))
+        try await cluster.create("trust-a", Records.carePlan("trust-a", "CP-1", patient: patient))
+
+        // One engine throughout: its first pull is a sweep, the ones right after it are not.
+        let (engine, store) = try await cluster.engine(settings: settings, clientOverrides: ["trust-a": trustA])
+        defer { store.close() }
+        try await engine.syncUntilQuiescent()
+        #expect(try await cluster.record("hub", .carePlan, "\(system)|CP-1") != nil)
+        trustA.releaseAll()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try await cluster.record("hub", .carePlan, "\(system)|CP-LATE") == nil, ContinuousClock.now < deadline {
+            try await engine.syncUntilQuiescent()
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(try await cluster.record("hub", .carePlan, "\(system)|CP-LATE") != nil, "the next sweep brought the late commit")
+        try await cluster.expectConverged()
+    }
+
     @Test("concurrent edits on both sides merge by the policy and reach every copy")
     func concurrentEditsMerge() async throws {
         let cluster = try await Cluster()
