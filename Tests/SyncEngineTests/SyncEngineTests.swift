@@ -52,20 +52,25 @@ struct SyncEngineTests {
         #expect((again.decided[.merged] ?? 0) + (again.decided[.conflict] ?? 0) == 0)
     }
 
-    @Test("a version that becomes visible after a later-stamped one was pulled (a late commit) is still pulled: the cursor's skew margin")
-    func lateCommitWithinTheMarginIsPulled() async throws {
+    /// trust-a with CP-LATE, stamped first but committed last (its searches do not show it until
+    /// released), then CP-1; and trust-a's care plan identifier system.
+    func lateCommitAtTrustA() async throws -> (Cluster, LateCommitPeer, String) {
         let cluster = try await Cluster(providers: [("trust-a", "RA1", .readWrite)])
         let patient = Records.patients(1)[0]
-        let system = Records.carePlanSystem("trust-a")
+        let trustA = LateCommitPeer(try cluster.client("trust-a"))
+        trustA.hide(try await cluster.create("trust-a", Records.carePlan("trust-a", "CP-LATE", patient: patient)))
+        try await Task.sleep(for: .milliseconds(20))
+        try await cluster.create("trust-a", Records.carePlan("trust-a", "CP-1", patient: patient))
+        return (cluster, trustA, Records.carePlanSystem("trust-a"))
+    }
+
+    @Test("a version that becomes visible after a later-stamped one was pulled (a late commit) is still pulled: the cursor's skew margin")
+    func lateCommitWithinTheMarginIsPulled() async throws {
+        let (cluster, trustA, system) = try await lateCommitAtTrustA()
         var settings = Cluster.fastSettings
         // A late commit is caught when it lands within the margin of the cursor; the margin is wide so
         // that a slow first round (a loaded machine) does not carry the cursor past it.
         settings.clockSkewMargin = .seconds(600)
-        let trustA = LateCommitPeer(try cluster.client("trust-a"))
-        // CP-LATE is stamped first but commits last: searches do not show it until it is released.
-        trustA.hide(try await cluster.create("trust-a", Records.carePlan("trust-a", "CP-LATE", patient: patient)))
-        try await Task.sleep(for: .milliseconds(20))
-        try await cluster.create("trust-a", Records.carePlan("trust-a", "CP-1", patient: patient))
 
         for round in 1...2 {
             let (engine, store) = try await cluster.engine(settings: settings, clientOverrides: ["trust-a": trustA])
@@ -83,16 +88,10 @@ struct SyncEngineTests {
 
     @Test("between sweeps a pull reads from the newest version seen; the next sweep of the margin window brings a late commit")
     func lateCommitArrivesWithTheNextSweep() async throws {
-        let cluster = try await Cluster(providers: [("trust-a", "RA1", .readWrite)])
-        let patient = Records.patients(1)[0]
-        let system = Records.carePlanSystem("trust-a")
+        let (cluster, trustA, system) = try await lateCommitAtTrustA()
         var settings = Cluster.fastSettings
         settings.clockSkewMargin = .seconds(600)
         settings.sweepInterval = .seconds(1)
-        let trustA = LateCommitPeer(try cluster.client("trust-a"))
-        trustA.hide(try await cluster.create("trust-a", Records.carePlan("trust-a", "CP-LATE", patient: patient)))
-        try await Task.sleep(for: .milliseconds(20))
-        try await cluster.create("trust-a", Records.carePlan("trust-a", "CP-1", patient: patient))
 
         // One engine throughout: its first pull is a sweep, the ones right after it are not.
         let (engine, store) = try await cluster.engine(settings: settings, clientOverrides: ["trust-a": trustA])
