@@ -468,9 +468,9 @@ public final class SyncEngine: Sendable {
     /// version pulled before is older, so it comes back first) and moves the cursor; until the next sweep is
     /// due (`sweepInterval`, by default one margin), a pull reads only `ge{newest version pulled}` and leaves
     /// the cursor's time where the sweep put it, so the next sweep still reads every version stamped up to
-    /// a margin before it (a late commit arrives within one sweep interval). A peer that went backwards (its time
-    /// before the cursor, or the newest version pulled before gone or older) is reported and read again
-    /// from the start. Returns how many versions were new.
+    /// a margin before it (a late commit arrives within one sweep interval). A peer that went backwards
+    /// (its time before the cursor, or the newest version pulled before gone or older) is reported and
+    /// read again from the start. Returns how many versions were new.
     func pull(_ peer: SyncPeer, type: ResourceType, client: any SyncPeerClient) async throws -> Int {
         let stored = try await store.cursor(peer: peer.name, resourceType: type)
         let cursorTime = stored.flatMap { FHIRInstant($0.serverTime) }
