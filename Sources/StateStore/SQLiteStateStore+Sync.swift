@@ -15,6 +15,8 @@ extension SQLiteStateStore: SyncStateStoreProtocol {
             let bases = try db.cachedStatement(sql: "SELECT peer, content FROM base WHERE record_key = ?")
             let tail = try db.cachedStatement(
                 sql: "SELECT \(Columns.outbox) FROM outbox WHERE peer = ? AND record_key = ? ORDER BY id DESC LIMIT 1")
+            let tailID = try db.cachedStatement(
+                sql: "SELECT id FROM outbox WHERE peer = ? AND record_key = ? ORDER BY id DESC LIMIT 1")
             let conflicts = try db.cachedStatement(
                 sql: "SELECT DISTINCT peer FROM conflict WHERE record_key = ? AND state = 'open'")
             let holders = try db.cachedStatement(
@@ -32,10 +34,17 @@ extension SQLiteStateStore: SyncStateStoreProtocol {
                     SELECT peer FROM identity WHERE record_key = ?
                     UNION SELECT peer FROM outbox WHERE peer = ? AND record_key = ?
                     """)
+            // One snapshot: a patient's holders are the same for every lookup of the batch.
+            var holdersByPatient: [String: Set<String>] = [:]
             return try lookups.map { lookup in
                 var context = RecordContext(identity: nil)
                 if let patient = lookup.patient {
-                    context.patientHolders = Set(try String.fetchAll(holders, arguments: [patient.digits]))
+                    if let known = holdersByPatient[patient.digits] {
+                        context.patientHolders = known
+                    } else {
+                        context.patientHolders = Set(try String.fetchAll(holders, arguments: [patient.digits]))
+                        holdersByPatient[patient.digits] = context.patientHolders
+                    }
                     if let hub = lookup.hubForNewHolder, !context.patientHolders.contains(lookup.peer) {
                         for row in try Row.fetchAll(patientRecords, arguments: [hub, patient.digits]) {
                             let key: String = row[0]
@@ -56,12 +65,22 @@ extension SQLiteStateStore: SyncStateStoreProtocol {
                 }
                 guard let recordKey else { return context }
                 context.identity = try Self.loadIdentity(db, recordKey: recordKey)
-                for row in try Row.fetchAll(bases, arguments: [recordKey]) {
-                    context.bases[row[0]] = [UInt8](row[1] as Data)
+                let rows = try Row.fetchCursor(bases, arguments: [recordKey])
+                while let row = try rows.next() {
+                    let peer: String = row[0]
+                    if lookup.contentPeers?.contains(peer) ?? true {
+                        context.bases[peer] = [UInt8](row[1] as Data)
+                    }
                 }
                 for peer in peers {
-                    if let row = try Row.fetchOne(tail, arguments: [peer, recordKey]) {
-                        context.queueTails[peer] = try Decode.outboxItem(row)
+                    if lookup.contentPeers?.contains(peer) ?? true {
+                        if let row = try Row.fetchOne(tail, arguments: [peer, recordKey]) {
+                            let item = try Decode.outboxItem(row)
+                            context.queueTails[peer] = item
+                            context.queueTailIDs[peer] = item.id
+                        }
+                    } else if let id = try Int64.fetchOne(tailID, arguments: [peer, recordKey]) {
+                        context.queueTailIDs[peer] = id
                     }
                 }
                 context.openConflictPeers = Set(try String.fetchAll(conflicts, arguments: [recordKey]))

@@ -41,10 +41,13 @@ public struct RecordLookup: Sendable, Hashable {
     /// When `peer` holds no record of `patient` yet: also list the records of the patient this hub holds
     /// (what a provider receives when it starts holding the patient).
     public var hubForNewHolder: String?
+    /// The peers whose bases and queued pushes are read in full; `nil`: every peer. Of the others only
+    /// the id of the last queued push is read (``RecordContext/queueTailIDs``).
+    public var contentPeers: Set<String>?
 
     public init(
         peer: String, resourceType: ResourceType, localID: String?, keys: [GlobalKey], patient: NHSNumber? = nil,
-        hubForNewHolder: String? = nil
+        hubForNewHolder: String? = nil, contentPeers: Set<String>? = nil
     ) {
         self.peer = peer
         self.resourceType = resourceType
@@ -52,6 +55,7 @@ public struct RecordLookup: Sendable, Hashable {
         self.keys = keys
         self.patient = patient
         self.hubForNewHolder = hubForNewHolder
+        self.contentPeers = contentPeers
     }
 }
 
@@ -59,10 +63,14 @@ public struct RecordLookup: Sendable, Hashable {
 public struct RecordContext: Sendable, Hashable {
     /// The record, when known (by the peer's id or any key).
     public var identity: RecordIdentity?
-    /// The stored base of each peer (for the hub: the hub's content as last known), by peer name.
+    /// The stored base of each peer (for the hub: the hub's content as last known), by peer name; only the
+    /// lookup's ``RecordLookup/contentPeers`` when it names them.
     public var bases: [String: [UInt8]]
-    /// The last queued push of the record for each peer that has one, by peer name.
+    /// The last queued push of the record for each peer that has one, by peer name; only the lookup's
+    /// ``RecordLookup/contentPeers`` when it names them.
     public var queueTails: [String: OutboxItem]
+    /// The id of the last queued push of the record for each peer that has one, by peer name (every peer).
+    public var queueTailIDs: [String: Int64]
     /// Peers with an open conflict on this record.
     public var openConflictPeers: Set<String>
     /// Peers holding any record of the looked-up patient (empty when no patient was given).
@@ -75,6 +83,7 @@ public struct RecordContext: Sendable, Hashable {
         identity: RecordIdentity?,
         bases: [String: [UInt8]] = [:],
         queueTails: [String: OutboxItem] = [:],
+        queueTailIDs: [String: Int64]? = nil,
         openConflictPeers: Set<String> = [],
         patientHolders: Set<String> = [],
         hubPatientRecords: [PatientRecord] = []
@@ -82,6 +91,7 @@ public struct RecordContext: Sendable, Hashable {
         self.identity = identity
         self.bases = bases
         self.queueTails = queueTails
+        self.queueTailIDs = queueTailIDs ?? queueTails.mapValues(\.id)
         self.openConflictPeers = openConflictPeers
         self.patientHolders = patientHolders
         self.hubPatientRecords = hubPatientRecords

@@ -475,6 +475,7 @@ extension RecordContext {
             } else {
                 next.queueTails[push.peer] = OutboxItem(
                     id: -1, requestID: "", push: push, attempts: 0, enqueuedAt: 0, nextAttemptAt: 0, leaseExpiresAt: nil, lastError: nil)
+                next.queueTailIDs[push.peer] = -1
             }
         }
         for conflict in plan.commit.conflicts { next.openConflictPeers.insert(conflict.peer) }

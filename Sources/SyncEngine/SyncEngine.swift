@@ -946,16 +946,20 @@ public final class SyncEngine: Sendable {
     /// the same transaction as the completion). Our own pushes coming back from the hub are not pulled
     /// again, so this is where the changes that providers made reach the other providers.
     func withFanOut(_ completions: [CompletedPush]) async -> [CompletedPush] {
-        guard topology.providers.contains(where: { $0.isWritableProvider && $0.fanOut != .none }) else { return completions }
+        let receivers = Set(topology.providers.filter { $0.isWritableProvider && $0.fanOut != .none }.map(\.name))
+        guard !receivers.isEmpty else { return completions }
+        // Found by the push's record key (the hub's id is not linked before the completion is stored); of
+        // the bases and queued pushes only the receivers' are read.
         let lookups = completions.map { done in
             RecordLookup(
-                peer: topology.hub.name, resourceType: done.push.item.push.recordKey.resourceType, localID: done.completion.localID,
-                keys: [done.push.item.push.recordKey], patient: topology.needsPatientHolders ? done.push.item.push.nhsNumber : nil)
+                peer: topology.hub.name, resourceType: done.push.item.push.recordKey.resourceType, localID: nil,
+                keys: [done.push.item.push.recordKey], patient: topology.needsPatientHolders ? done.push.item.push.nhsNumber : nil,
+                contentPeers: receivers)
         }
         guard let contexts = try? await store.recordContexts(lookups) else { return completions }
         var result = completions
         for (index, (done, context)) in zip(completions, contexts).enumerated() {
-            let laterPushQueued = context.queueTails[topology.hub.name].map { $0.id != done.push.item.id } ?? false
+            let laterPushQueued = context.queueTailIDs[topology.hub.name].map { $0 != done.push.item.id } ?? false
             // The body is parsed only when a provider's copy differs from it byte for byte.
             result[index].followUps = planner.fanOut(
                 LazyResource(bytes: done.push.item.push.body), key: done.push.item.push.recordKey, nhs: done.push.item.push.nhsNumber, context: context,

@@ -54,6 +54,19 @@ struct SyncStoreTests {
         #expect(contexts[1].patientHolders == ["trust-a"])
         #expect(contexts[1].hubPatientRecords.map(\.recordKey) == [recordKey], "trust-b holds no record of the patient yet")
         #expect(contexts[2].identity == nil)
+        #expect(contexts[0].queueTailIDs["hub"] == contexts[0].queueTails["hub"]?.id)
+
+        // Content of the named peers only; the hub's queued push by id.
+        let slim = try await store.recordContexts([
+            RecordLookup(
+                peer: "hub", resourceType: .carePlan, localID: nil, keys: [recordKey], patient: patientA, contentPeers: ["trust-a"])
+        ])[0]
+        #expect(slim.bases == ["trust-a": json("{}")])
+        #expect(slim.queueTails.isEmpty)
+        #expect(slim.queueTailIDs["hub"] != nil)
+        #expect(slim.queueTailIDs["hub"] == contexts[0].queueTails["hub"]?.id)
+        #expect(slim.patientHolders == ["trust-a"])
+        #expect(slim.openConflictPeers == ["trust-a"])
     }
 
     @Test("a batch of merge commits is one transaction: one bad commit rolls back all of them")
