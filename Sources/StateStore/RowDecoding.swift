@@ -17,7 +17,12 @@ enum Columns {
         resolution_choice, resolution, resolved_by, resolution_reason, resolved_at
         """
     static let audit = "seq, at, actor, action, peer, record_key, nhs_number, request_id, detail, prev_hash, hash"
-    static let inbox = "id, peer, resource_type, local_id, version_id, last_updated, nhs_number, content, received_at"
+    /// Of `inbox i LEFT JOIN inbox_content c ON c.inbox_id = i.id` (rows stored before v5 keep their
+    /// content in `inbox.content`).
+    static let inbox = """
+        i.id, i.peer, i.resource_type, i.local_id, i.version_id, i.last_updated, i.nhs_number,
+        coalesce(c.content, i.content), i.received_at
+        """
 }
 
 enum Decode {

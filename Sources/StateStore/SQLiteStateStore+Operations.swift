@@ -99,27 +99,39 @@ extension SQLiteStateStore {
         try await writeTransaction { tx in
             try tx.requirePeers([page.peer])
             var inserted = 0
+            // The row holds what identifies the version; its content goes to `inbox_content` (deleted at
+            // merge). `RETURNING` gives the row's id whether it was inserted or reopened.
             let statement = try tx.db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO inbox (peer, resource_type, local_id, version_id, last_updated, nhs_number,
                     content, received_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                VALUES (?, ?, ?, ?, ?, ?, X'', ?)
+                RETURNING id
                 """
             )
             let reopening = try tx.db.cachedStatement(sql: """
                 INSERT INTO inbox (peer, resource_type, local_id, version_id, last_updated, nhs_number, content, received_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                VALUES (?, ?, ?, ?, ?, ?, X'', ?)
                 ON CONFLICT (peer, resource_type, local_id, version_id) DO UPDATE SET state = 'pending', outcome = NULL,
-                    processed_at = NULL, last_updated = excluded.last_updated, content = excluded.content,
+                    processed_at = NULL, last_updated = excluded.last_updated, content = X'',
                     received_at = excluded.received_at
                 WHERE inbox.state = 'merged'
+                RETURNING id
                 """
             )
+            let content = try tx.db.cachedStatement(
+                sql: "INSERT OR REPLACE INTO inbox_content (inbox_id, content) VALUES (?, ?)")
             for record in page.records {
-                try (page.reopen.contains(record.versionKey) ? reopening : statement).execute(arguments: [
-                    page.peer, record.resourceType.rawValue, record.localID, record.versionID, record.lastUpdated,
-                    record.nhsNumber?.digits, Data(record.content), tx.now,
-                ])
-                inserted += tx.db.changesCount
+                let row = try (page.reopen.contains(record.versionKey) ? reopening : statement)
+                guard
+                    let id = try Int64.fetchOne(
+                        row,
+                        arguments: [
+                            page.peer, record.resourceType.rawValue, record.localID, record.versionID, record.lastUpdated,
+                            record.nhsNumber?.digits, tx.now,
+                        ])
+                else { continue }
+                try content.execute(arguments: [id, Data(record.content)])
+                inserted += 1
             }
             try tx.db.execute(
                 sql: """
@@ -158,13 +170,19 @@ extension SQLiteStateStore {
             if let peer {
                 rows = try Row.fetchAll(
                     db,
-                    sql: "SELECT \(Columns.inbox) FROM inbox WHERE peer = ? AND state = 'pending' ORDER BY id LIMIT ?",
+                    sql: """
+                        SELECT \(Columns.inbox) FROM inbox i LEFT JOIN inbox_content c ON c.inbox_id = i.id
+                        WHERE i.peer = ? AND i.state = 'pending' ORDER BY i.id LIMIT ?
+                        """,
                     arguments: [peer, limit]
                 )
             } else {
                 rows = try Row.fetchAll(
                     db,
-                    sql: "SELECT \(Columns.inbox) FROM inbox WHERE state = 'pending' ORDER BY id LIMIT ?",
+                    sql: """
+                        SELECT \(Columns.inbox) FROM inbox i LEFT JOIN inbox_content c ON c.inbox_id = i.id
+                        WHERE i.state = 'pending' ORDER BY i.id LIMIT ?
+                        """,
                     arguments: [limit]
                 )
             }

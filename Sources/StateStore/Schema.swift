@@ -18,6 +18,9 @@ enum Schema {
         migrator.registerMigration("v4-restore-check") { db in
             try db.execute(sql: restoreCheck)
         }
+        migrator.registerMigration("v5-inbox-content") { db in
+            try db.execute(sql: inboxContent)
+        }
         return migrator
     }
 
@@ -229,5 +232,16 @@ enum Schema {
         ALTER TABLE cursor ADD COLUMN newest_id TEXT;
         ALTER TABLE cursor ADD COLUMN newest_version_id TEXT;
         ALTER TABLE cursor ADD COLUMN newest_last_updated TEXT;
+        """
+
+    /// A pulled version's content lives in a table of its own while the row is pending or quarantined, and
+    /// is deleted when the row is merged: whole rows go, so their pages return to the free list and are
+    /// reused, and the inbox no longer grows by the content of every version pulled. `inbox.content` is
+    /// empty for rows stored from now on; rows stored before keep theirs there.
+    private static let inboxContent = """
+        CREATE TABLE inbox_content (
+            inbox_id INTEGER PRIMARY KEY REFERENCES inbox(id),
+            content BLOB NOT NULL
+        );
         """
 }

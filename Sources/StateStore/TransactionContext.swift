@@ -66,8 +66,10 @@ final class TransactionContext {
         }
         switch commit.outcome {
         case .merged:
+            // The content goes: the base and the peer's own history keep what was merged.
             try db.cachedStatement(sql: "UPDATE inbox SET state = 'merged', outcome = NULL, processed_at = ? WHERE id = ?")
                 .execute(arguments: [now, commit.inboxID])
+            try db.cachedStatement(sql: "DELETE FROM inbox_content WHERE inbox_id = ?").execute(arguments: [commit.inboxID])
         case .quarantined(let reason):
             try db.cachedStatement(sql: "UPDATE inbox SET state = 'quarantined', outcome = ?, processed_at = ? WHERE id = ?")
                 .execute(arguments: [reason, now, commit.inboxID])

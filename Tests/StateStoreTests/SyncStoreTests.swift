@@ -157,7 +157,7 @@ struct SyncStoreTests {
         #expect(try await store.cursor(peer: "trust-a", resourceType: .carePlan) == nil)
     }
 
-    @Test("a version merged or quarantined before is not stored again when pulled again; both rows keep what was received")
+    @Test("a version merged or quarantined before is not stored again when pulled again; a quarantined row keeps what was received, a merged row drops it")
     func processedVersionsNotStoredAgain() async throws {
         let fixture = try StoreFixture()
         defer { fixture.directory.remove() }
@@ -171,10 +171,75 @@ struct SyncStoreTests {
         store.close()
         let raw = try DatabaseQueue(path: fixture.databasePath)
         let rows = try raw.read { db in
-            try Row.fetchAll(db, sql: "SELECT local_id, state, length(content) AS bytes FROM inbox ORDER BY local_id")
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT i.local_id, i.state, length(c.content) AS bytes FROM inbox i
+                    LEFT JOIN inbox_content c ON c.inbox_id = i.id ORDER BY i.local_id
+                    """)
         }
         #expect(rows.map { $0["local_id"] as String } == ["a", "b"])
         #expect(rows.map { $0["state"] as String } == ["merged", "quarantined"])
-        #expect(rows.map { $0["bytes"] as Int } == [inboxRecord("a").content.count, inboxRecord("b").content.count])
+        #expect(rows.map { $0["bytes"] as Int? } == [nil, inboxRecord("b").content.count])
+    }
+
+    @Test("merged content is deleted, so the pages it took are reused: pulling and merging more versions does not grow the file by their content")
+    func mergedContentPagesAreReused() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.directory.remove() }
+        let store = try await fixture.openWriter()
+        let padding = String(repeating: "x", count: 8_000)
+        func round(_ name: String) async throws {
+            let records = (0..<100).map { index in
+                InboxRecord(
+                    resourceType: .carePlan, localID: "\(name)-\(index)", versionID: "1", lastUpdated: "2025-04-01T09:30:00Z",
+                    nhsNumber: patientA, content: json(#"{"resourceType":"CarePlan","note":"\#(padding)"}"#))
+            }
+            _ = try await store.storePulledPage(
+                PulledPage(peer: "trust-a", resourceType: .carePlan, records: records, cursor: SyncCursor(serverTime: "2025-04-01T09:30:00Z")))
+            let pending = try await store.pendingInbox(peer: "trust-a", limit: 200)
+            #expect(pending.count == 100)
+            #expect(pending.allSatisfy { $0.record.content.count > 8_000 }, "pending rows carry their content")
+            _ = try await store.commitMerges(pending.map { MergeCommit(inboxID: $0.id, outcome: .merged) })
+        }
+        func pages() async throws -> Int {
+            try store.checkpoint(truncate: true)
+            let raw = try DatabaseQueue(path: fixture.databasePath)
+            defer { try? raw.close() }
+            return try await raw.read { db in try Int.fetchOne(db, sql: "PRAGMA page_count")! }
+        }
+        try await round("first")
+        let afterFirst = try await pages()
+        try await round("second")
+        try await round("third")
+        let afterThird = try await pages()
+        // 200 more versions of 8 KB would take about 100 new 16 KB pages if their content stayed.
+        #expect(afterThird - afterFirst < 20, "pages: \(afterFirst) after the first round, \(afterThird) after the third")
+        store.close()
+    }
+
+    @Test("a file from before inbox content had its own table: its pending rows are still read and merged with their content")
+    func pendingRowsFromBeforeTheContentTable() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.directory.remove() }
+        let store = try await fixture.openWriter()
+        _ = try await pull(store, ["a"])
+        store.close()
+        // As a v4 file held it: the content in the row itself, no content table.
+        let raw = try DatabaseQueue(path: fixture.databasePath)
+        try await raw.write { db in
+            try db.execute(sql: "UPDATE inbox SET content = (SELECT content FROM inbox_content WHERE inbox_id = inbox.id)")
+            try db.execute(sql: "DROP TABLE inbox_content")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v5-inbox-content'")
+        }
+        try raw.close()
+
+        let upgraded = try await fixture.openWriter()
+        defer { upgraded.close() }
+        let pending = try await upgraded.pendingInbox(peer: "trust-a", limit: 10)
+        #expect(pending.map(\.record.content) == [inboxRecord("a").content])
+        _ = try await upgraded.commitMerges([MergeCommit(inboxID: pending[0].id, outcome: .merged)])
+        #expect(try await upgraded.inboxCounts(peer: "trust-a") == InboxCounts(pending: 0, merged: 1, quarantined: 0))
+        #expect(try await pull(upgraded, ["b"]).map(\.record.content) == [inboxRecord("b").content])
     }
 }
