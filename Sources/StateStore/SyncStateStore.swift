@@ -83,7 +83,6 @@ public struct RecordContext: Sendable, Hashable {
         identity: RecordIdentity?,
         bases: [String: [UInt8]] = [:],
         queueTails: [String: OutboxItem] = [:],
-        queueTailIDs: [String: Int64]? = nil,
         openConflictPeers: Set<String> = [],
         patientHolders: Set<String> = [],
         hubPatientRecords: [PatientRecord] = []
@@ -91,7 +90,7 @@ public struct RecordContext: Sendable, Hashable {
         self.identity = identity
         self.bases = bases
         self.queueTails = queueTails
-        self.queueTailIDs = queueTailIDs ?? queueTails.mapValues(\.id)
+        self.queueTailIDs = queueTails.mapValues(\.id)
         self.openConflictPeers = openConflictPeers
         self.patientHolders = patientHolders
         self.hubPatientRecords = hubPatientRecords
