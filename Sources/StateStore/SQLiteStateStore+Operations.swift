@@ -166,25 +166,12 @@ extension SQLiteStateStore {
 
     public func pendingInbox(peer: String?, limit: Int) async throws(StateStoreError) -> [InboxItem] {
         try await readTransaction { db in
+            let pending = "SELECT \(Columns.inbox) FROM inbox i LEFT JOIN inbox_content c ON c.inbox_id = i.id WHERE i.state = 'pending'"
             let rows: [Row]
             if let peer {
-                rows = try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT \(Columns.inbox) FROM inbox i LEFT JOIN inbox_content c ON c.inbox_id = i.id
-                        WHERE i.peer = ? AND i.state = 'pending' ORDER BY i.id LIMIT ?
-                        """,
-                    arguments: [peer, limit]
-                )
+                rows = try Row.fetchAll(db, sql: pending + " AND i.peer = ? ORDER BY i.id LIMIT ?", arguments: [peer, limit])
             } else {
-                rows = try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT \(Columns.inbox) FROM inbox i LEFT JOIN inbox_content c ON c.inbox_id = i.id
-                        WHERE i.state = 'pending' ORDER BY i.id LIMIT ?
-                        """,
-                    arguments: [limit]
-                )
+                rows = try Row.fetchAll(db, sql: pending + " ORDER BY i.id LIMIT ?", arguments: [limit])
             }
             return try rows.map(Decode.inboxItem)
         }

@@ -97,7 +97,7 @@ public struct InboundPlanner: Sendable {
     /// How to find the row's record in the state store.
     public func lookup(_ prepared: PreparedVersion) -> RecordLookup {
         let isHub = prepared.item.peer == topology.hub.name
-        let receivesFanOut = topology.peer(named: prepared.item.peer).map { $0.isWritableProvider && $0.fanOut != .none } ?? false
+        let receivesFanOut = topology.peer(named: prepared.item.peer)?.receivesFanOut ?? false
         return RecordLookup(
             peer: prepared.item.peer, resourceType: prepared.item.record.resourceType, localID: prepared.item.record.localID,
             keys: prepared.identity?.globalKeys ?? [],
@@ -406,7 +406,7 @@ public struct InboundPlanner: Sendable {
     func fanOut(_ resource: LazyResource, key: GlobalKey, nhs: NHSNumber?, context: RecordContext, hubPushQueued: Bool) -> [PushRequest] {
         guard !hubPushQueued else { return [] }
         var pushes: [PushRequest] = []
-        for provider in topology.providers where provider.isWritableProvider && provider.fanOut != .none {
+        for provider in topology.providers where provider.receivesFanOut {
             let holdsRecord = context.identity?.at(provider.name) != nil
             let inScope =
                 holdsRecord

@@ -946,7 +946,7 @@ public final class SyncEngine: Sendable {
     /// the same transaction as the completion). Our own pushes coming back from the hub are not pulled
     /// again, so this is where the changes that providers made reach the other providers.
     func withFanOut(_ completions: [CompletedPush]) async -> [CompletedPush] {
-        let receivers = Set(topology.providers.filter { $0.isWritableProvider && $0.fanOut != .none }.map(\.name))
+        let receivers = topology.fanOutReceivers
         guard !receivers.isEmpty else { return completions }
         // Found by the push's record key (the hub's id is not linked before the completion is stored); of
         // the bases and queued pushes only the receivers' are read.

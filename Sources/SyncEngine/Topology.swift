@@ -34,6 +34,9 @@ public struct SyncPeer: Sendable, Hashable {
 
     /// Whether the engine writes to this provider.
     public var isWritableProvider: Bool { mode == .readWrite }
+
+    /// Whether hub changes are fanned out to this provider (a writable provider whose scope is not `none`).
+    var receivesFanOut: Bool { isWritableProvider && fanOut != .none }
 }
 
 /// The hub and the providers.
@@ -51,6 +54,9 @@ public struct SyncTopology: Sendable, Hashable {
 
     /// The peer called `name`.
     public func peer(named name: String) -> SyncPeer? { peers.first { $0.name == name } }
+
+    /// The providers hub changes are fanned out to, by name.
+    var fanOutReceivers: Set<String> { Set(providers.filter(\.receivesFanOut).map(\.name)) }
 
     /// Whether any provider's fan-out depends on the patients it holds.
     var needsPatientHolders: Bool { providers.contains { $0.isWritableProvider && $0.fanOut == .heldPatients } }
