@@ -13,14 +13,24 @@ final class WriterLock: Sendable {
     }
 
     /// Takes the lock or throws ``StateStoreError/Code/lockHeld`` naming the holder's pid.
+    ///
+    /// When the file names this very process, the lock was released here an instant ago but a child being
+    /// spawned meanwhile still has a copy of the descriptor until it execs (`O_CLOEXEC` closes it only
+    /// then); that is retried for up to `ownReleaseWaitMilliseconds` before it counts as held.
     static func acquire(path: String) throws(StateStoreError) -> WriterLock {
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             throw StateStoreError(.lockFailed, "cannot open the lock file: \(String(cString: strerror(errno)))", path: path)
         }
-        if flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+        var retries = ownReleaseWaitMilliseconds / 10
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
             let reason = errno
             let holder = readPID(descriptor)
+            if reason == EWOULDBLOCK, holder == getpid(), retries > 0 {
+                retries -= 1
+                usleep(10_000)
+                continue
+            }
             close(descriptor)
             if reason == EWOULDBLOCK {
                 let who = holder.map { "process \($0)" } ?? "another process"
@@ -38,6 +48,9 @@ final class WriterLock: Sendable {
         _ = text.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
         return WriterLock(path: path, descriptor: descriptor)
     }
+
+    /// How long a lock that names this process is waited for (see ``acquire(path:)``).
+    static let ownReleaseWaitMilliseconds = 2000
 
     /// Releases the lock (closing the descriptor drops the `flock`).
     func release() {

@@ -1,6 +1,7 @@
 import CaresyncTestSupport
 import FHIRModel
 import Foundation
+import Glibc
 import GRDB
 import StateStore
 import Testing
@@ -46,6 +47,26 @@ struct DurabilityTests {
         // The kernel dropped the lock with the process.
         let writer = try SQLiteStateStore.open(directory: fixture.path, access: .writer)
         writer.close()
+    }
+
+    @Test("a lock released here while a spawned child still held a copy of its descriptor is taken once the child lets go")
+    func ownLockReleasedLate() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.directory.remove() }
+        try await fixture.openWriter().close()
+        // A second open file description of the lock file, locked by this process: what a child between
+        // fork and exec holds. The file still names this process, as after our own release.
+        let lockPath = fixture.directory.path(SQLiteStateStore.lockFileName).path
+        let copy = open(lockPath, O_RDWR | O_CLOEXEC)
+        #expect(copy >= 0)
+        #expect(flock(copy, LOCK_EX | LOCK_NB) == 0)
+        let releaser = Task.detached {
+            try await Task.sleep(for: .milliseconds(300))
+            close(copy)
+        }
+        let writer = try SQLiteStateStore.open(directory: fixture.path, access: .writer)
+        writer.close()
+        try await releaser.value
     }
 
     @Test("a damaged file is a clear error naming it, and is left untouched")
