@@ -164,8 +164,19 @@ enum Decode {
 
     // MARK: Cursors
 
-    static func encodeSeen(_ seen: Set<VersionKey>) -> String {
-        seen.sorted().map { "\($0.resourceType.rawValue)\t\($0.id)\t\($0.versionID)" }.joined(separator: "\n")
+    /// One line per version, `type<TAB>id<TAB>versionId`, in the cursor's order.
+    static func encodeSeen(_ seen: [VersionKey]) -> String {
+        var text = ""
+        text.reserveCapacity(seen.count * 64)
+        for key in seen {
+            if !text.isEmpty { text += "\n" }
+            text += key.resourceType.rawValue
+            text += "\t"
+            text += key.id
+            text += "\t"
+            text += key.versionID
+        }
+        return text
     }
 
     /// The cursor's newest pulled version from three columns (id, versionId, lastUpdated) starting at
@@ -177,12 +188,12 @@ enum Decode {
         return PulledVersionMark(localID: id, versionID: version, lastUpdated: updated)
     }
 
-    static func decodeSeen(_ text: String) -> Set<VersionKey> {
-        var seen = Set<VersionKey>()
+    static func decodeSeen(_ text: String) -> [VersionKey] {
+        var seen: [VersionKey] = []
         for line in lines(text) {
             let parts = line.split(separator: "\t", omittingEmptySubsequences: false)
             guard parts.count == 3, let type = ResourceType(rawValue: String(parts[0])) else { continue }
-            seen.insert(VersionKey(resourceType: type, id: String(parts[1]), versionID: String(parts[2])))
+            seen.append(VersionKey(resourceType: type, id: String(parts[1]), versionID: String(parts[2])))
         }
         return seen
     }

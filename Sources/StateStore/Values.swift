@@ -62,7 +62,7 @@ public enum PeerContact: Sendable, Hashable {
 // MARK: Pull: cursors and the inbox
 
 /// One version of one resource at one peer: the dedupe key of a pull.
-public struct VersionKey: Sendable, Hashable, Comparable {
+public struct VersionKey: Sendable, Hashable {
     public var resourceType: ResourceType
     public var id: String
     public var versionID: String
@@ -72,10 +72,6 @@ public struct VersionKey: Sendable, Hashable, Comparable {
         self.id = id
         self.versionID = versionID
     }
-
-    public static func < (lhs: VersionKey, rhs: VersionKey) -> Bool {
-        (lhs.resourceType.rawValue, lhs.id, lhs.versionID) < (rhs.resourceType.rawValue, rhs.id, rhs.versionID)
-    }
 }
 
 /// Where a pull of (peer, type) resumes: the server's time text and the versions already seen at
@@ -83,12 +79,14 @@ public struct VersionKey: Sendable, Hashable, Comparable {
 public struct SyncCursor: Sendable, Hashable {
     /// A time the server supplied (`Bundle.meta.lastUpdated` or `Date`), as it wrote it.
     public var serverTime: String
-    public var seen: Set<VersionKey>
+    /// The versions pulled inside the skew window before `serverTime`, newest first: the next pull
+    /// skips them. A list, not a set: it is written with every page, and only the next pull looks into it.
+    public var seen: [VersionKey]
     /// The newest version any pull of (peer, type) has seen: the version the next pull checks is still
     /// there, so a store restored from an older backup is noticed (docs/sync-engine.md).
     public var newest: PulledVersionMark?
 
-    public init(serverTime: String, seen: Set<VersionKey> = [], newest: PulledVersionMark? = nil) {
+    public init(serverTime: String, seen: [VersionKey] = [], newest: PulledVersionMark? = nil) {
         self.serverTime = serverTime
         self.seen = seen
         self.newest = newest

@@ -516,7 +516,7 @@ public final class SyncEngine: Sendable {
                 return try await pull(peer, type: type, client: client)
             }
         }
-        let seenBefore = stored?.seen ?? []
+        let seenBefore = Set(stored?.seen ?? [])
         var window: [(key: VersionKey, at: Int64)] = []
         var total = 0
         var currentCursor = stored
@@ -561,9 +561,9 @@ public final class SyncEngine: Sendable {
             let cursorInstant = isLast ? (page.serverTime ?? newestInPage) : (newestInPage ?? page.serverTime)
             if let cursorInstant {
                 let threshold = cursorInstant.millisecondsSinceEpoch - margin
-                var seen = Set<VersionKey>()
+                var seen: [VersionKey] = []
                 for entry in window.reversed() where entry.at >= threshold {
-                    seen.insert(entry.key)
+                    seen.append(entry.key)
                     if seen.count >= Self.seenLimit { break }
                 }
                 // Keep only what a later page's `seen` can still take: at or after this threshold (pages

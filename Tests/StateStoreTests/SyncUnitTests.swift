@@ -23,7 +23,7 @@ struct SyncUnitTests {
         let store = try await fixture.openWriter()
         defer { store.close() }
 
-        let seen: Set<VersionKey> = [VersionKey(resourceType: .carePlan, id: "a", versionID: "1")]
+        let seen = [VersionKey(resourceType: .carePlan, id: "a", versionID: "1")]
         let cursor = SyncCursor(serverTime: "2025-04-01T09:30:00.123+01:00", seen: seen)
         let page = PulledPage(peer: "trust-a", resourceType: .carePlan, records: [record("a", version: "1"), record("b", version: "3")], cursor: cursor)
         #expect(try await store.storePulledPage(page) == 2)
