@@ -13,6 +13,9 @@ final class TransactionContext {
     private var depthChanges: [String: Int] = [:]
     /// Peers already checked by ``requirePeers(_:)`` in this transaction.
     private var knownPeers: Set<String> = []
+    /// Records ``ensureRecord(_:nhsNumber:)`` made sure of in this transaction, and whether it was given
+    /// their NHS number (once given, a later call has nothing to add).
+    private var ensuredRecords: [String: Bool] = [:]
 
     init(db: Database, now: Int64, options: StoreOptions) {
         self.db = db
@@ -215,12 +218,15 @@ final class TransactionContext {
     // MARK: Identity and bases
 
     func ensureRecord(_ key: GlobalKey, nhsNumber: NHSNumber?) throws {
+        let recordKey = key.description
+        if let hadNumber = ensuredRecords[recordKey], hadNumber || nhsNumber == nil { return }
         try db.cachedStatement(sql: """
             INSERT INTO record (record_key, nhs_number, created_at) VALUES (?, ?, ?)
             ON CONFLICT (record_key) DO UPDATE SET nhs_number = coalesce(record.nhs_number, excluded.nhs_number)
             """
-        ).execute(arguments: [key.description, nhsNumber?.digits, now])
+        ).execute(arguments: [recordKey, nhsNumber?.digits, now])
         try addAlias(key, to: key)
+        ensuredRecords[recordKey] = nhsNumber != nil || ensuredRecords[recordKey] == true
     }
 
     func addAlias(_ alias: GlobalKey, to record: GlobalKey) throws {
