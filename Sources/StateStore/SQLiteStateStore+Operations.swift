@@ -121,7 +121,7 @@ extension SQLiteStateStore {
             let content = try tx.db.cachedStatement(
                 sql: "INSERT OR REPLACE INTO inbox_content (inbox_id, content) VALUES (?, ?)")
             for record in page.records {
-                let row = try (page.reopen.contains(record.versionKey) ? reopening : statement)
+                let row = (page.reopen.contains(record.versionKey) ? reopening : statement)
                 guard
                     let id = try Int64.fetchOne(
                         row,
