@@ -269,34 +269,33 @@ public struct FHIRClient: Sendable {
         var links: JSON?
         do throws(JSONScanner.Failure) {
             var scanner = JSONScanner(body)
-            let reader = JSONScanner(body)
             try scanner.members { key, value throws(JSONScanner.Failure) in
                 switch key {
-                case "resourceType": resourceType = reader.stringValue(value)
-                case "type": bundleType = reader.stringValue(value)
-                case "meta":
-                    guard body[value.lowerBound] == UInt8(ascii: "{") else { return }
-                    var meta = reader.scanner(at: value)
-                    try meta.members { key, value throws(JSONScanner.Failure) in
-                        if key == "lastUpdated" { page.serverTime = reader.stringValue(value).flatMap(FHIRInstant.init) }
+                case "resourceType": resourceType = value.stringValue(try value.skipValue())
+                case "type": bundleType = value.stringValue(try value.skipValue())
+                case "meta" where value.current == UInt8(ascii: "{"):
+                    try value.members { key, field throws(JSONScanner.Failure) in
+                        let range = try field.skipValue()
+                        if key == "lastUpdated" { page.serverTime = field.stringValue(range).flatMap(FHIRInstant.init) }
                     }
                 case "link":
-                    links = try? JSON.parse(Array(body[value]))
+                    links = try? JSON.parse(Array(body[try value.skipValue()]))
                 case "entry":
-                    guard body[value.lowerBound] == UInt8(ascii: "[") else { throw reader.fail("Bundle.entry is not an array") }
-                    var entries = reader.scanner(at: value)
-                    try entries.elements { element throws(JSONScanner.Failure) in
-                        guard body[element.lowerBound] == UInt8(ascii: "{") else { throw reader.fail("a Bundle entry is not an object") }
-                        var entry = reader.scanner(at: element)
+                    guard value.current == UInt8(ascii: "[") else { throw value.fail("Bundle.entry is not an array") }
+                    try value.elements { entry throws(JSONScanner.Failure) in
+                        guard entry.current == UInt8(ascii: "{") else { throw entry.fail("a Bundle entry is not an object") }
                         var found = false
-                        try entry.members { key, value throws(JSONScanner.Failure) in
-                            guard key == "resource" else { return }
+                        try entry.members { key, member throws(JSONScanner.Failure) in
+                            guard key == "resource" else {
+                                _ = try member.skipValue()
+                                return
+                            }
                             found = true
-                            page.resources.append(try RawResource(bytes: Array(body[value])))
+                            page.resources.append(try RawResource(scanning: &member))
                         }
-                        if !found { throw reader.fail("a Bundle entry has no resource") }
+                        if !found { throw entry.fail("a Bundle entry has no resource") }
                     }
-                default: break
+                default: _ = try value.skipValue()
                 }
             }
             scanner.skipWhitespace()

@@ -52,23 +52,19 @@ struct JSONScanner {
         index += 1
     }
 
+    /// The byte the scanner stands at, `nil` at the end.
+    var current: UInt8? { index < bytes.count ? bytes[index] : nil }
+
     /// The range of the string starting at `index` (quotes included), skipping it.
     mutating func skipString() throws(Failure) -> Range<Int> {
         let start = index
         guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a string") }
-        index += 1
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\\") {
-                index += 2
-            } else if byte == UInt8(ascii: "\"") {
-                index += 1
-                return start..<index
-            } else {
-                index += 1
-            }
+        guard let end = bytes.withUnsafeBufferPointer({ Self.stringEnd($0, from: start) }) else {
+            index = bytes.count
+            throw fail("unterminated string")
         }
-        throw fail("unterminated string")
+        index = end
+        return start..<end
     }
 
     /// Skips one value and returns its byte range.
@@ -80,31 +76,51 @@ struct JSONScanner {
         case UInt8(ascii: "\""):
             _ = try skipString()
         case UInt8(ascii: "{"), UInt8(ascii: "["):
-            var depth = 0
-            while index < bytes.count {
-                let byte = bytes[index]
-                if byte == UInt8(ascii: "\"") {
-                    _ = try skipString()
-                    continue
-                }
-                if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
-                    depth += 1
-                    if depth > 256 { throw fail("nested too deeply") }
-                } else if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") {
-                    depth -= 1
-                    if depth == 0 {
-                        index += 1
-                        return start..<index
-                    }
-                }
-                index += 1
-            }
-            throw fail("unterminated object or array")
+            let (stop, problem) = bytes.withUnsafeBufferPointer { Self.containerEnd($0, from: start) }
+            index = stop
+            if let problem { throw fail(problem) }
         default:
             while index < bytes.count, !"\t\n\r ,]}".utf8.contains(bytes[index]) { index += 1 }
             guard index > start else { throw fail("expected a value") }
         }
         return start..<index
+    }
+
+    /// Just past the string whose opening quote is at `start`; `nil` when it is not terminated.
+    private static func stringEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        var index = start + 1
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "\\"): index += 2
+            case UInt8(ascii: "\""): return index + 1
+            default: index += 1
+            }
+        }
+        return nil
+    }
+
+    /// Just past the object or array opening at `start`, or where it stops being one and why.
+    private static func containerEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> (Int, String?) {
+        var depth = 0
+        var index = start
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "\""):
+                guard let end = stringEnd(bytes, from: index) else { return (bytes.count, "unterminated string") }
+                index = end
+                continue
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                if depth > 256 { return (index, "nested too deeply") }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+                if depth == 0 { return (index + 1, nil) }
+            default:
+                break
+            }
+            index += 1
+        }
+        return (index, "unterminated object or array")
     }
 
     /// The decoded text of a string value's range (quotes included).
@@ -119,8 +135,9 @@ struct JSONScanner {
         }
     }
 
-    /// Calls `body` with each member's key and value range of the object starting at `index`.
-    mutating func members(_ body: (String, Range<Int>) throws(Failure) -> Void) throws(Failure) {
+    /// Calls `body` with each member's key of the object starting at `index`, the scanner standing at
+    /// the member's value: `body` reads exactly that value (``skipValue()``, or a scan of its own).
+    mutating func members(_ body: (String, inout JSONScanner) throws(Failure) -> Void) throws(Failure) {
         try expect(UInt8(ascii: "{"))
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
@@ -131,8 +148,8 @@ struct JSONScanner {
             skipWhitespace()
             let key = try string(try skipString())
             try expect(UInt8(ascii: ":"))
-            let value = try skipValue()
-            try body(key, value)
+            skipWhitespace()
+            try body(key, &self)
             skipWhitespace()
             guard index < bytes.count else { throw fail("unterminated object") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -146,8 +163,9 @@ struct JSONScanner {
         }
     }
 
-    /// Calls `body` with each element's range of the array starting at `index`.
-    mutating func elements(_ body: (Range<Int>) throws(Failure) -> Void) throws(Failure) {
+    /// Calls `body` for each element of the array starting at `index`, the scanner standing at the
+    /// element: `body` reads exactly that element.
+    mutating func elements(_ body: (inout JSONScanner) throws(Failure) -> Void) throws(Failure) {
         try expect(UInt8(ascii: "["))
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
@@ -155,8 +173,8 @@ struct JSONScanner {
             return
         }
         while true {
-            let value = try skipValue()
-            try body(value)
+            skipWhitespace()
+            try body(&self)
             skipWhitespace()
             guard index < bytes.count else { throw fail("unterminated array") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -170,13 +188,6 @@ struct JSONScanner {
         }
     }
 
-    /// A scanner over the sub-range `range` of the same bytes.
-    func scanner(at range: Range<Int>) -> JSONScanner {
-        var scanner = JSONScanner(bytes)
-        scanner.index = range.lowerBound
-        return scanner
-    }
-
     /// The string value at `range`, or `nil` when it is not a string.
     func stringValue(_ range: Range<Int>) -> String? {
         guard bytes[range.lowerBound] == UInt8(ascii: "\"") else { return nil }
@@ -185,29 +196,28 @@ struct JSONScanner {
 }
 
 extension RawResource {
-    /// Reads a resource's identity fields from its bytes.
-    init(bytes: [UInt8]) throws(JSONScanner.Failure) {
-        self.bytes = bytes
-        var scanner = JSONScanner(bytes)
-        let reader = JSONScanner(bytes)
+    /// Reads the resource object the scanner stands at, with its identity fields, in one pass; the
+    /// scanner ends just past it.
+    init(scanning scanner: inout JSONScanner) throws(JSONScanner.Failure) {
+        let start = scanner.index
         var type: String?
         var id: String?
         var version: String?
         var updated: String?
         try scanner.members { key, value throws(JSONScanner.Failure) in
             switch key {
-            case "resourceType": type = reader.stringValue(value)
-            case "id": id = reader.stringValue(value)
-            case "meta":
-                guard bytes[value.lowerBound] == UInt8(ascii: "{") else { return }
-                var meta = reader.scanner(at: value)
-                try meta.members { key, value throws(JSONScanner.Failure) in
-                    if key == "versionId" { version = reader.stringValue(value) }
-                    if key == "lastUpdated" { updated = reader.stringValue(value) }
+            case "resourceType": type = value.stringValue(try value.skipValue())
+            case "id": id = value.stringValue(try value.skipValue())
+            case "meta" where value.current == UInt8(ascii: "{"):
+                try value.members { key, field throws(JSONScanner.Failure) in
+                    let range = try field.skipValue()
+                    if key == "versionId" { version = field.stringValue(range) }
+                    if key == "lastUpdated" { updated = field.stringValue(range) }
                 }
-            default: break
+            default: _ = try value.skipValue()
             }
         }
+        bytes = Array(scanner.bytes[start..<scanner.index])
         resourceType = type
         self.id = id
         versionID = version

@@ -141,6 +141,33 @@ struct FHIRClientTests {
         #expect(server.requests.allSatisfy { !$0.contains("page=2") }, "no foreign link was followed")
     }
 
+    @Test("a search page is read wherever its members stand: each resource's exact bytes and identity fields; a page cut short is refused")
+    func awkwardPages() async throws {
+        let server = try await FakeR5Server(script: "odd_peer.py")
+        defer { server.stop() }
+        let http = HTTPClient()
+        defer { http.shutdown() }
+        let client = try FHIRClient(endpoint: FHIREndpoint(name: "odd", baseURL: server.baseURL), http: http)
+        let page = try await client.searchPage(.patient, [("shape", "awkward")])
+        #expect(page.resources.map(\.id) == ["pt-1", "pt-2"])
+        #expect(page.resources.map(\.versionID) == ["7", "1"])
+        #expect(page.resources.map(\.lastUpdated) == ["2025-04-01T09:30:00Z", "2025-04-01T09:30:01Z"])
+        #expect(page.resources.map(\.resourceType) == ["Patient", "Patient"])
+        #expect(page.serverTime == FHIRInstant("2025-04-01T09:30:02Z"))
+        #expect(page.next == nil)
+        let first = try JSON.parse(page.resources[0].bytes)
+        #expect(first["text"]?["div"]?.stringValue == #"<div>say "}]{[" brackets \</div>"#)
+        #expect(first["extension"]?.arrayValue?.count == 2)
+        #expect(page.resources[0].bytes.first == UInt8(ascii: "{") && page.resources[0].bytes.last == UInt8(ascii: "}"))
+        do {
+            _ = try await client.searchPage(.patient, [("shape", "truncated")])
+            Issue.record("a page cut off inside a string was accepted")
+        } catch {
+            #expect(error.code == .malformedResponse)
+            #expect(error.message.contains("unterminated"))
+        }
+    }
+
     @Test("a peer that cannot be reached is a retriable transport error")
     func unreachable() async throws {
         let http = HTTPClient()

@@ -5,13 +5,30 @@
   GET /fhir/CarePlan           a searchset whose next link points to another host
   GET /fhir/RelatedPerson      a searchset whose next link leaves the FHIR base path
   GET /fhir/Encounter          HTML, not FHIR JSON
-  GET /fhir/Patient            a searchset whose entry has no resource"""
+  GET /fhir/Patient            a searchset whose entry has no resource
+  GET /fhir/Patient?shape=awkward    a valid searchset written awkwardly (whitespace, member order,
+                                     escapes, brackets inside strings)
+  GET /fhir/Patient?shape=truncated  a searchset cut off inside a resource's string"""
 import http.server
 import json
 import sys
 
 RESOURCE = {"resourceType": "CarePlan", "id": "cp-1", "meta": {"versionId": "1", "lastUpdated": "2025-04-01T09:30:00Z"},
             "status": "active", "intent": "plan"}
+
+# Valid JSON, written as no serialiser would: the client must find each resource's exact bytes and
+# identity fields wherever they stand.
+AWKWARD = """ {
+  "entry" : [ { "fullUrl" : "urn:x:{1}", "resource" :
+      { "meta" : { "lastUpdated" : "2025-04-01T09:30:00Z", "tag" : [ { "code" : "]}" } ], "versionId" : "7" },
+        "text" : { "div" : "<div>say \\"}]{[\\" brackets \\\\</div>" }, "id" : "pt\\u002d1",
+        "resourceType" : "Patient", "extension" : [ [ ] , { } ] } ,
+      "search" : { "mode" : "match" } },
+    {"resource":{"resourceType":"Patient","id":"pt-2","meta":{"versionId":"1","lastUpdated":"2025-04-01T09:30:01Z"}}}
+  ] ,
+  "meta" : { "lastUpdated" : "2025-04-01T09:30:02Z" } , "type" : "searchset", "resourceType" : "Bundle"
+}
+"""
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -31,6 +48,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = self.bundle("http://other.example:%d/fhir/CarePlan?page=2" % port)
         elif path == "/fhir/RelatedPerson":
             body = self.bundle("http://127.0.0.1:%d/elsewhere/RelatedPerson?page=2" % port)
+        elif path == "/fhir/Patient" and "shape=awkward" in self.path:
+            body = AWKWARD
+        elif path == "/fhir/Patient" and "shape=truncated" in self.path:
+            body = AWKWARD[:AWKWARD.index("brackets")]
         elif path == "/fhir/Patient":
             body = self.bundle("http://127.0.0.1:%d/fhir/Patient?page=2" % port, entries=[{"fullUrl": "x"}])
         else:
