@@ -210,28 +210,30 @@ extension SQLiteStateStore {
     }
 
     static func loadIdentity(_ db: Database, recordKey: String) throws -> RecordIdentity? {
-        guard
-            let record = try Row.fetchOne(
-                try db.cachedStatement(sql: "SELECT record_key, nhs_number FROM record WHERE record_key = ?"),
-                arguments: [recordKey]
-            )
-        else { return nil }
-        let canonical = try Decode.globalKey(record[0])
-        let aliases = try String.fetchAll(
-            try db.cachedStatement(
-                sql: "SELECT alias_key FROM record_alias WHERE record_key = ? AND alias_key <> record_key ORDER BY alias_key"),
+        // One statement (it runs for every record a merge or fan-out looks at): the record (part 0), its
+        // other keys in key order (1), the peers holding it in name order (2).
+        let rows = try Row.fetchCursor(
+            try db.cachedStatement(sql: """
+                SELECT 0, record_key, nhs_number, NULL FROM record WHERE record_key = ?1
+                UNION ALL SELECT 1, alias_key, NULL, NULL FROM record_alias WHERE record_key = ?1 AND alias_key <> record_key
+                UNION ALL SELECT 2, peer, local_id, version_id FROM identity WHERE record_key = ?1
+                ORDER BY 1, 2
+                """),
             arguments: [recordKey]
-        ).map(Decode.globalKey)
-        let peers = try Row.fetchAll(
-            try db.cachedStatement(sql: "SELECT peer, local_id, version_id FROM identity WHERE record_key = ? ORDER BY peer"),
-            arguments: [recordKey]
-        ).map { PeerIdentity(peer: $0[0], localID: $0[1], versionID: $0[2]) }
-        return RecordIdentity(
-            recordKey: canonical,
-            keys: [canonical] + aliases,
-            nhsNumber: Decode.nhsNumber(record[1]),
-            peers: peers
         )
+        var identity: RecordIdentity?
+        while let row = try rows.next() {
+            switch row[0] as Int {
+            case 0:
+                let canonical = try Decode.globalKey(row[1])
+                identity = RecordIdentity(recordKey: canonical, keys: [canonical], nhsNumber: Decode.nhsNumber(row[2]), peers: [])
+            case 1:
+                identity?.keys.append(try Decode.globalKey(row[1]))
+            default:
+                identity?.peers.append(PeerIdentity(peer: row[1], localID: row[2], versionID: row[3]))
+            }
+        }
+        return identity
     }
 
     public func peersHolding(nhsNumber: NHSNumber) async throws(StateStoreError) -> [String] {
