@@ -16,6 +16,8 @@ final class TransactionContext {
     /// Records ``ensureRecord(_:nhsNumber:)`` made sure of in this transaction, and whether it was given
     /// their NHS number (once given, a later call has nothing to add).
     private var ensuredRecords: [String: Bool] = [:]
+    /// The outbox rows each lease token still holds, read once per token in this transaction.
+    private var leasedByToken: [String: Set<Int64>] = [:]
 
     init(db: Database, now: Int64, options: StoreOptions) {
         self.db = db
@@ -37,6 +39,7 @@ final class TransactionContext {
     func deleteOutbox(id: Int64, peer: String) throws {
         try db.cachedStatement(sql: "DELETE FROM outbox WHERE id = ?").execute(arguments: [id])
         depthChanges[peer, default: 0] -= db.changesCount
+        for token in leasedByToken.keys { leasedByToken[token]?.remove(id) }
     }
 
     // MARK: Peers
@@ -186,13 +189,19 @@ final class TransactionContext {
         )
     }
 
-    /// ``StateStoreError/Code/leaseLost`` unless `push` is still leased by its holder.
+    /// ``StateStoreError/Code/leaseLost`` unless `push` is still leased by its holder. A batch of
+    /// completions shares one lease: its rows are read once.
     func requireLease(_ push: LeasedPush) throws {
-        let held = try Bool.fetchOne(
-            try db.cachedStatement(sql: "SELECT 1 FROM outbox WHERE id = ? AND lease_token = ?"),
-            arguments: [push.item.id, push.leaseToken]
-        ) ?? false
-        guard held else { throw Self.leaseLost(push) }
+        let held: Set<Int64>
+        if let known = leasedByToken[push.leaseToken] {
+            held = known
+        } else {
+            held = Set(
+                try Int64.fetchAll(
+                    try db.cachedStatement(sql: "SELECT id FROM outbox WHERE lease_token = ?"), arguments: [push.leaseToken]))
+            leasedByToken[push.leaseToken] = held
+        }
+        guard held.contains(push.item.id) else { throw Self.leaseLost(push) }
     }
 
     static func leaseLost(_ push: LeasedPush) -> StateStoreError {
