@@ -58,8 +58,11 @@ enum PrimitiveRules {
     private static func checkText(_ text: String, as type: FHIRType) -> Problem? {
         switch type {
         case .string, .markdown:
-            if text.utf16.count > maxStringLength { return .invalid(rule: "a string holds at most 1,048,576 characters") }
-            if text.unicodeScalars.contains(where: isForbiddenControl) {
+            // UTF-16 units never outnumber UTF-8 bytes: only long text needs counting.
+            if text.utf8.count > maxStringLength, text.utf16.count > maxStringLength {
+                return .invalid(rule: "a string holds at most 1,048,576 characters")
+            }
+            if hasForbiddenControl(text) {
                 return .invalid(rule: "a string holds no control characters other than tab, carriage return and line feed")
             }
             return nil
@@ -101,9 +104,15 @@ enum PrimitiveRules {
         }
     }
 
-    /// Control characters other than tab, CR and LF (R4 string: `[ \r\n\t\S]+`).
-    private static func isForbiddenControl(_ scalar: Unicode.Scalar) -> Bool {
-        (scalar.value < 0x20 && scalar != "\t" && scalar != "\r" && scalar != "\n") || scalar.value == 0x7F
+    /// Whether `text` holds a control character other than tab, CR and LF (R4 string: `[ \r\n\t\S]+`).
+    /// All of them are ASCII, and in UTF-8 an ASCII byte is always that character, so the bytes are
+    /// checked without decoding.
+    private static func hasForbiddenControl(_ text: String) -> Bool {
+        let isForbidden = { (byte: UInt8) in
+            (byte < 0x20 && byte != 0x09 && byte != 0x0A && byte != 0x0D) || byte == 0x7F
+        }
+        return text.utf8.withContiguousStorageIfAvailable { $0.contains(where: isForbidden) }
+            ?? text.utf8.contains(where: isForbidden)
     }
 
     /// Unicode whitespace, with a fast path for ASCII (space, tab, LF, VT, FF, CR).
