@@ -210,30 +210,30 @@ extension SQLiteStateStore {
     }
 
     static func loadIdentity(_ db: Database, recordKey: String) throws -> RecordIdentity? {
-        // One statement (it runs for every record a merge or fan-out looks at): the record (part 0), its
-        // other keys in key order (1), the peers holding it in name order (2).
-        let rows = try Row.fetchCursor(
-            try db.cachedStatement(sql: """
-                SELECT 0, record_key, nhs_number, NULL FROM record WHERE record_key = ?1
-                UNION ALL SELECT 1, alias_key, NULL, NULL FROM record_alias WHERE record_key = ?1 AND alias_key <> record_key
-                UNION ALL SELECT 2, peer, local_id, version_id FROM identity WHERE record_key = ?1
-                ORDER BY 1, 2
-                """),
-            arguments: [recordKey]
-        )
-        var identity: RecordIdentity?
-        while let row = try rows.next() {
-            switch row[0] as Int {
-            case 0:
-                let canonical = try Decode.globalKey(row[1])
-                identity = RecordIdentity(recordKey: canonical, keys: [canonical], nhsNumber: Decode.nhsNumber(row[2]), peers: [])
-            case 1:
-                identity?.keys.append(try Decode.globalKey(row[1]))
-            default:
-                identity?.peers.append(PeerIdentity(peer: row[1], localID: row[2], versionID: row[3]))
-            }
+        try loadIdentities(db, recordKeys: [recordKey])[recordKey]
+    }
+
+    /// The identities of the records `recordKeys` names, by record key: each with its other keys in key
+    /// order and the peers holding it in name order.
+    static func loadIdentities(_ db: Database, recordKeys: [String]) throws -> [String: RecordIdentity] {
+        var identities: [String: RecordIdentity] = [:]
+        try RecordHoldings.forEachRow(db, recordKeys, { "SELECT record_key, nhs_number FROM record WHERE record_key IN (\($0))" }) { row in
+            let key: String = row[0]
+            let canonical = try Decode.globalKey(key)
+            identities[key] = RecordIdentity(recordKey: canonical, keys: [canonical], nhsNumber: Decode.nhsNumber(row[1]), peers: [])
         }
-        return identity
+        try RecordHoldings.forEachRow(
+            db, recordKeys,
+            { "SELECT record_key, alias_key FROM record_alias WHERE record_key IN (\($0)) AND alias_key <> record_key ORDER BY alias_key" }
+        ) { row in
+            identities[row[0]]?.keys.append(try Decode.globalKey(row[1]))
+        }
+        try RecordHoldings.forEachRow(
+            db, recordKeys, { "SELECT record_key, peer, local_id, version_id FROM identity WHERE record_key IN (\($0)) ORDER BY peer" }
+        ) { row in
+            identities[row[0]]?.peers.append(PeerIdentity(peer: row[1], localID: row[2], versionID: row[3]))
+        }
+        return identities
     }
 
     public func peersHolding(nhsNumber: NHSNumber) async throws(StateStoreError) -> [String] {

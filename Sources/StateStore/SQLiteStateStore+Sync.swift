@@ -8,17 +8,6 @@ extension SQLiteStateStore: SyncStateStoreProtocol {
     public func recordContexts(_ lookups: [RecordLookup]) async throws(StateStoreError) -> [RecordContext] {
         guard !lookups.isEmpty else { return [] }
         return try await readTransaction { db in
-            let peers = try String.fetchAll(db, sql: "SELECT name FROM peer ORDER BY name")
-            let byLocalID = try db.cachedStatement(
-                sql: "SELECT record_key FROM identity WHERE peer = ? AND resource_type = ? AND local_id = ?")
-            let byAlias = try db.cachedStatement(sql: "SELECT record_key FROM record_alias WHERE alias_key = ?")
-            let bases = try db.cachedStatement(sql: "SELECT peer, content FROM base WHERE record_key = ?")
-            let tail = try db.cachedStatement(
-                sql: "SELECT \(Columns.outbox) FROM outbox WHERE peer = ? AND record_key = ? ORDER BY id DESC LIMIT 1")
-            let tailID = try db.cachedStatement(
-                sql: "SELECT id FROM outbox WHERE peer = ? AND record_key = ? ORDER BY id DESC LIMIT 1")
-            let conflicts = try db.cachedStatement(
-                sql: "SELECT DISTINCT peer FROM conflict WHERE record_key = ? AND state = 'open'")
             let holders = try db.cachedStatement(
                 sql: """
                     SELECT DISTINCT i.peer FROM record r JOIN identity i ON i.record_key = r.record_key
@@ -36,7 +25,12 @@ extension SQLiteStateStore: SyncStateStoreProtocol {
                     """)
             // One snapshot: a patient's holders are the same for every lookup of the batch.
             var holdersByPatient: [String: Set<String>] = [:]
-            return try lookups.map { lookup in
+            // First each lookup's patient and record; then what the batch's records hold, a few statements
+            // for the whole batch (a merge or a completion looks up hundreds of records at once).
+            var contexts: [RecordContext] = []
+            var recordKeys: [String?] = []
+            let found = try RecordHoldings.recordKeys(db, lookups)
+            for lookup in lookups {
                 var context = RecordContext(identity: nil)
                 if let patient = lookup.patient {
                     if let known = holdersByPatient[patient.digits] {
@@ -55,37 +49,36 @@ extension SQLiteStateStore: SyncStateStoreProtocol {
                         }
                     }
                 }
-                var recordKey: String?
-                if let localID = lookup.localID {
-                    recordKey = try String.fetchOne(
-                        byLocalID, arguments: [lookup.peer, lookup.resourceType.rawValue, localID])
-                }
+                // By the id at the peer first, then by each key in turn.
+                var recordKey = lookup.localID.flatMap { found.byLocalID[RecordHoldings.LocalID(lookup.peer, lookup.resourceType, $0)] }
                 for key in lookup.keys where recordKey == nil {
-                    recordKey = try String.fetchOne(byAlias, arguments: [key.description])
+                    recordKey = found.byAlias[key.description]
                 }
-                guard let recordKey else { return context }
-                context.identity = try Self.loadIdentity(db, recordKey: recordKey)
-                let rows = try Row.fetchCursor(bases, arguments: [recordKey])
-                while let row = try rows.next() {
-                    let peer: String = row[0]
-                    if lookup.contentPeers?.contains(peer) ?? true {
-                        context.bases[peer] = [UInt8](row[1] as Data)
-                    }
-                }
-                for peer in peers {
-                    if lookup.contentPeers?.contains(peer) ?? true {
-                        if let row = try Row.fetchOne(tail, arguments: [peer, recordKey]) {
-                            let item = try Decode.outboxItem(row)
-                            context.queueTails[peer] = item
-                            context.queueTailIDs[peer] = item.id
-                        }
-                    } else if let id = try Int64.fetchOne(tailID, arguments: [peer, recordKey]) {
-                        context.queueTailIDs[peer] = id
-                    }
-                }
-                context.openConflictPeers = Set(try String.fetchAll(conflicts, arguments: [recordKey]))
-                return context
+                contexts.append(context)
+                recordKeys.append(recordKey)
             }
+            // Whose bases and queued pushes each record needs in full: every peer's, or the lookups' content peers.
+            var everyPeer = Set<String>()
+            var somePeers: [String: Set<String>] = [:]
+            for (lookup, key) in zip(lookups, recordKeys) {
+                guard let key else { continue }
+                if let peers = lookup.contentPeers { somePeers[key, default: []].formUnion(peers) } else { everyPeer.insert(key) }
+            }
+            let held = try RecordHoldings.read(
+                db, recordKeys: Array(Set(recordKeys.compactMap { $0 })),
+                isWanted: { key, peer in everyPeer.contains(key) || somePeers[key]?.contains(peer) == true })
+            for index in contexts.indices {
+                guard let key = recordKeys[index] else { continue }
+                let isWanted = { (peer: String) in lookups[index].contentPeers?.contains(peer) ?? true }
+                contexts[index].identity = held.identities[key]
+                contexts[index].bases = held.bases[key, default: [:]].filter { isWanted($0.key) }
+                contexts[index].queueTailIDs = held.tailIDs[key, default: [:]]
+                for (peer, id) in contexts[index].queueTailIDs where isWanted(peer) {
+                    contexts[index].queueTails[peer] = held.tails[id]
+                }
+                contexts[index].openConflictPeers = held.conflictPeers[key, default: []]
+            }
+            return contexts
         }
     }
 
