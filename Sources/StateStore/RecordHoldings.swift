@@ -17,7 +17,7 @@ struct RecordHoldings {
     /// `isWanted(record key, peer)`.
     static func read(_ db: Database, recordKeys keys: [String], isWanted: (String, String) -> Bool) throws -> RecordHoldings {
         var held = RecordHoldings()
-        held.identities = try SQLiteStateStore.loadIdentities(db, recordKeys: keys)
+        held.identities = try identities(db, recordKeys: keys)
         try forEachRow(db, keys, { "SELECT record_key, peer, content FROM base WHERE record_key IN (\($0))" }) { row in
             let key: String = row[0]
             let peer: String = row[1]
@@ -43,6 +43,29 @@ struct RecordHoldings {
             row in held.conflictPeers[row[0], default: []].insert(row[1])
         }
         return held
+    }
+
+    /// The identities of the records `recordKeys` names, by record key: each with its other keys in key
+    /// order and the peers holding it in name order.
+    static func identities(_ db: Database, recordKeys: [String]) throws -> [String: RecordIdentity] {
+        var identities: [String: RecordIdentity] = [:]
+        try forEachRow(db, recordKeys, { "SELECT record_key, nhs_number FROM record WHERE record_key IN (\($0))" }) { row in
+            let key: String = row[0]
+            let canonical = try Decode.globalKey(key)
+            identities[key] = RecordIdentity(recordKey: canonical, keys: [canonical], nhsNumber: Decode.nhsNumber(row[1]), peers: [])
+        }
+        try forEachRow(
+            db, recordKeys,
+            { "SELECT record_key, alias_key FROM record_alias WHERE record_key IN (\($0)) AND alias_key <> record_key ORDER BY alias_key" }
+        ) { row in
+            identities[row[0]]?.keys.append(try Decode.globalKey(row[1]))
+        }
+        try forEachRow(
+            db, recordKeys, { "SELECT record_key, peer, local_id, version_id FROM identity WHERE record_key IN (\($0)) ORDER BY peer" }
+        ) { row in
+            identities[row[0]]?.peers.append(PeerIdentity(peer: row[1], localID: row[2], versionID: row[3]))
+        }
+        return identities
     }
 
     /// A record's id at a peer.

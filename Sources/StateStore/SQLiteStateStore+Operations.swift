@@ -210,30 +210,7 @@ extension SQLiteStateStore {
     }
 
     static func loadIdentity(_ db: Database, recordKey: String) throws -> RecordIdentity? {
-        try loadIdentities(db, recordKeys: [recordKey])[recordKey]
-    }
-
-    /// The identities of the records `recordKeys` names, by record key: each with its other keys in key
-    /// order and the peers holding it in name order.
-    static func loadIdentities(_ db: Database, recordKeys: [String]) throws -> [String: RecordIdentity] {
-        var identities: [String: RecordIdentity] = [:]
-        try RecordHoldings.forEachRow(db, recordKeys, { "SELECT record_key, nhs_number FROM record WHERE record_key IN (\($0))" }) { row in
-            let key: String = row[0]
-            let canonical = try Decode.globalKey(key)
-            identities[key] = RecordIdentity(recordKey: canonical, keys: [canonical], nhsNumber: Decode.nhsNumber(row[1]), peers: [])
-        }
-        try RecordHoldings.forEachRow(
-            db, recordKeys,
-            { "SELECT record_key, alias_key FROM record_alias WHERE record_key IN (\($0)) AND alias_key <> record_key ORDER BY alias_key" }
-        ) { row in
-            identities[row[0]]?.keys.append(try Decode.globalKey(row[1]))
-        }
-        try RecordHoldings.forEachRow(
-            db, recordKeys, { "SELECT record_key, peer, local_id, version_id FROM identity WHERE record_key IN (\($0)) ORDER BY peer" }
-        ) { row in
-            identities[row[0]]?.peers.append(PeerIdentity(peer: row[1], localID: row[2], versionID: row[3]))
-        }
-        return identities
+        try RecordHoldings.identities(db, recordKeys: [recordKey])[recordKey]
     }
 
     public func peersHolding(nhsNumber: NHSNumber) async throws(StateStoreError) -> [String] {
