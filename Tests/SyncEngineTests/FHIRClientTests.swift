@@ -104,67 +104,61 @@ struct FHIRClientTests {
 
     @Test("bad answers are refused with a clear error: a next link to another host or outside the base, HTML, an entry without a resource")
     func badAnswers() async throws {
-        let server = try await FakeR5Server(script: "odd_peer.py")
-        defer { server.stop() }
-        let http = HTTPClient()
-        defer { http.shutdown() }
-        let client = try FHIRClient(endpoint: FHIREndpoint(name: "odd", baseURL: server.baseURL), http: http)
-        try await client.requireR4()
-        for type in [ResourceType.carePlan, .relatedPerson] {
-            do {
-                _ = try await client.searchPage(type, [])
-                Issue.record("a foreign next link was accepted for \(type.rawValue)")
-            } catch {
-                #expect(error.code == .foreignLink)
-                #expect(error.message.contains("outside the peer's base"))
+        try await withOddPeer { client, server in
+            try await client.requireR4()
+            for type in [ResourceType.carePlan, .relatedPerson] {
+                do throws(FHIRClientError) {
+                    _ = try await client.searchPage(type, [])
+                    Issue.record("a foreign next link was accepted for \(type.rawValue)")
+                } catch {
+                    #expect(error.code == .foreignLink)
+                    #expect(error.message.contains("outside the peer's base"))
+                }
+                do throws(FHIRClientError) {
+                    _ = try await client.search(type, [])
+                    Issue.record("a foreign next link was accepted for \(type.rawValue)")
+                } catch {
+                    #expect(error.code == .foreignLink)
+                }
             }
-            do {
-                _ = try await client.search(type, [])
-                Issue.record("a foreign next link was accepted for \(type.rawValue)")
+            do throws(FHIRClientError) {
+                _ = try await client.searchPage(.encounter, [])
+                Issue.record("HTML was accepted as a Bundle")
             } catch {
-                #expect(error.code == .foreignLink)
+                #expect(error.code == .malformedResponse)
+                #expect(error.message.contains("Content-Type"))
             }
+            do throws(FHIRClientError) {
+                _ = try await client.searchPage(.patient, [])
+                Issue.record("an entry without a resource was accepted")
+            } catch {
+                #expect(error.code == .malformedResponse)
+            }
+            #expect(server.requests.allSatisfy { !$0.contains("page=2") }, "no foreign link was followed")
         }
-        do {
-            _ = try await client.searchPage(.encounter, [])
-            Issue.record("HTML was accepted as a Bundle")
-        } catch {
-            #expect(error.code == .malformedResponse)
-            #expect(error.message.contains("Content-Type"))
-        }
-        do {
-            _ = try await client.searchPage(.patient, [])
-            Issue.record("an entry without a resource was accepted")
-        } catch {
-            #expect(error.code == .malformedResponse)
-        }
-        #expect(server.requests.allSatisfy { !$0.contains("page=2") }, "no foreign link was followed")
     }
 
     @Test("a search page is read wherever its members stand: each resource's exact bytes and identity fields; a page cut short is refused")
     func awkwardPages() async throws {
-        let server = try await FakeR5Server(script: "odd_peer.py")
-        defer { server.stop() }
-        let http = HTTPClient()
-        defer { http.shutdown() }
-        let client = try FHIRClient(endpoint: FHIREndpoint(name: "odd", baseURL: server.baseURL), http: http)
-        let page = try await client.searchPage(.patient, [("shape", "awkward")])
-        #expect(page.resources.map(\.id) == ["pt-1", "pt-2"])
-        #expect(page.resources.map(\.versionID) == ["7", "1"])
-        #expect(page.resources.map(\.lastUpdated) == ["2025-04-01T09:30:00Z", "2025-04-01T09:30:01Z"])
-        #expect(page.resources.map(\.resourceType) == ["Patient", "Patient"])
-        #expect(page.serverTime == FHIRInstant("2025-04-01T09:30:02Z"))
-        #expect(page.next == nil)
-        let first = try JSON.parse(page.resources[0].bytes)
-        #expect(first["text"]?["div"]?.stringValue == #"<div>say "}]{[" brackets \</div>"#)
-        #expect(first["extension"]?.arrayValue?.count == 2)
-        #expect(page.resources[0].bytes.first == UInt8(ascii: "{") && page.resources[0].bytes.last == UInt8(ascii: "}"))
-        do {
-            _ = try await client.searchPage(.patient, [("shape", "truncated")])
-            Issue.record("a page cut off inside a string was accepted")
-        } catch {
-            #expect(error.code == .malformedResponse)
-            #expect(error.message.contains("unterminated"))
+        try await withOddPeer { client, _ in
+            let page = try await client.searchPage(.patient, [("shape", "awkward")])
+            #expect(page.resources.map(\.id) == ["pt-1", "pt-2"])
+            #expect(page.resources.map(\.versionID) == ["7", "1"])
+            #expect(page.resources.map(\.lastUpdated) == ["2025-04-01T09:30:00Z", "2025-04-01T09:30:01Z"])
+            #expect(page.resources.map(\.resourceType) == ["Patient", "Patient"])
+            #expect(page.serverTime == FHIRInstant("2025-04-01T09:30:02Z"))
+            #expect(page.next == nil)
+            let first = try JSON.parse(page.resources[0].bytes)
+            #expect(first["text"]?["div"]?.stringValue == #"<div>say "}]{[" brackets \</div>"#)
+            #expect(first["extension"]?.arrayValue?.count == 2)
+            #expect(page.resources[0].bytes.first == UInt8(ascii: "{") && page.resources[0].bytes.last == UInt8(ascii: "}"))
+            do throws(FHIRClientError) {
+                _ = try await client.searchPage(.patient, [("shape", "truncated")])
+                Issue.record("a page cut off inside a string was accepted")
+            } catch {
+                #expect(error.code == .malformedResponse)
+                #expect(error.message.contains("unterminated"))
+            }
         }
     }
 
@@ -180,5 +174,15 @@ struct FHIRClientTests {
             #expect(error.code == .transport)
             #expect(error.isRetriable)
         }
+    }
+
+    /// Runs `body` with a client of the stand-in that answers badly on purpose (`odd_peer.py`), and the
+    /// stand-in itself (it records the requests it saw).
+    private func withOddPeer(_ body: (FHIRClient, FakeR5Server) async throws -> Void) async throws {
+        let server = try await FakeR5Server(script: "odd_peer.py")
+        defer { server.stop() }
+        let http = HTTPClient()
+        defer { http.shutdown() }
+        try await body(try FHIRClient(endpoint: FHIREndpoint(name: "odd", baseURL: server.baseURL), http: http), server)
     }
 }
